@@ -1,0 +1,187 @@
+"""Runs a workload through a pool of replicas in SimPy and collects the results.
+
+The only module that builds a SimPy environment: arrivals are one process, each replica's step
+loop another. Nothing here plots, prints or writes files.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import simpy
+
+from sim.block_pool import BlockPool
+from sim.errors import ScenarioError
+from sim.latency_model import LatencyModel
+from sim.prefix_hash import shared_block_hashes
+from sim.record import RequestRecord, records_frame
+from sim.replica import Replica
+from sim.request import Request
+from sim.router import make_router
+from sim.scheduler import ContinuousScheduler, SchedulerLimits
+from sim.workload import Workload
+
+_NAN = float("nan")
+_PROGRESS_EVERY = 2048  # arrivals between progress callbacks
+
+
+@dataclass(frozen=True)
+class EngineSetup:
+    """Everything one pool of identical replicas needs, already resolved from catalogs."""
+
+    limits: SchedulerLimits
+    num_gpu_blocks: int
+    prefix_caching: bool
+    max_model_len: int
+    latency: LatencyModel
+    replicas: int = 1
+    router: str = "round_robin"
+    # Plan runs of identical decode steps at once. Off = one event per step: slower, and kept
+    # so tests can prove both modes give the same records.
+    macro_steps: bool = True
+
+    def __post_init__(self) -> None:
+        capacity = self.num_gpu_blocks * self.limits.block_size
+        if self.max_model_len > capacity:
+            # vLLM refuses to start here too: one full-length request could never fit.
+            raise ScenarioError(
+                f"engine.max_model_len {self.max_model_len} exceeds the KV cache "
+                f"({self.num_gpu_blocks} blocks x {self.limits.block_size} = {capacity} tokens): "
+                "lower engine.max_model_len or give the cache more memory"
+            )
+
+
+@dataclass
+class SimulationResult:
+    records: pd.DataFrame
+    steps: pd.DataFrame
+    itl_durations_s: np.ndarray
+    itl_weights: np.ndarray
+    num_gpu_blocks: int
+    replicas: int
+    busy_s: list[float]
+    preemptions: int
+    lookup_tokens: int
+    hit_tokens: int
+    truncated_outputs: int
+    rejected_reasons: dict[str, int] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+    @property
+    def prefix_cache_hit_rate(self) -> float:
+        return self.hit_tokens / self.lookup_tokens if self.lookup_tokens else 0.0
+
+
+def simulate(
+    setup: EngineSetup,
+    workload: Workload,
+    progress: Callable[[int, int], None] | None = None,
+) -> SimulationResult:
+    """Simulate ``workload`` to completion (every admitted request finishes)."""
+    wall_start = time.perf_counter()
+    env = simpy.Environment()
+    records: list[RequestRecord] = []
+
+    def on_finish(r: Request) -> None:
+        records.append(
+            RequestRecord(
+                r.rid, r.replica, "completed", r.arrival_s, r.first_scheduled_s,
+                r.first_token_s, env.now, r.prompt_tokens, r.num_output, r.cached_tokens,
+                r.preemptions,
+            )
+        )
+
+    replicas = [
+        Replica(env, i, _scheduler(setup), setup.latency, on_finish, setup.macro_steps)
+        for i in range(setup.replicas)
+    ]
+    counters = {"truncated": 0}
+    rejected: dict[str, int] = {}
+    env.process(
+        _arrivals(env, workload, setup, replicas, records, counters, rejected, progress)
+    )
+    env.run()
+    steps = _steps_frame(replicas)
+    durations, weights = _itl(replicas)
+    schedulers = [r.scheduler for r in replicas]
+    return SimulationResult(
+        records=records_frame(records),
+        steps=steps,
+        itl_durations_s=durations,
+        itl_weights=weights,
+        num_gpu_blocks=setup.num_gpu_blocks,
+        replicas=setup.replicas,
+        busy_s=[r.busy_s for r in replicas],
+        preemptions=sum(s.num_preemptions for s in schedulers),
+        lookup_tokens=sum(s.lookup_tokens for s in schedulers),
+        hit_tokens=sum(s.hit_tokens for s in schedulers),
+        truncated_outputs=counters["truncated"],
+        rejected_reasons=rejected,
+        wall_s=time.perf_counter() - wall_start,
+    )
+
+
+def _scheduler(setup: EngineSetup) -> ContinuousScheduler:
+    pool = BlockPool(setup.num_gpu_blocks, caching=setup.prefix_caching)
+    return ContinuousScheduler(setup.limits, pool)
+
+
+def _arrivals(env, workload, setup, replicas, records, counters, rejected, progress):
+    router = make_router(setup.router)
+    block_size = setup.limits.block_size
+    max_len = setup.max_model_len
+    columns = zip(
+        workload.arrival_s.tolist(),
+        workload.input_tokens.tolist(),
+        workload.output_tokens.tolist(),
+        workload.prefix_key.tolist(),
+        workload.prefix_tokens.tolist(),
+    )
+    total = len(workload)
+    for rid, (arrival, prompt, output, key, shared) in enumerate(columns):
+        if arrival > env.now:
+            yield env.timeout(arrival - env.now)
+        if progress is not None and rid % _PROGRESS_EVERY == 0:
+            progress(rid, total)
+        reason = _rejection(prompt, max_len)
+        if reason:
+            rejected[reason] = rejected.get(reason, 0) + 1
+            records.append(
+                RequestRecord(rid, -1, "rejected", arrival, _NAN, _NAN, _NAN, prompt, 0, 0, 0)
+            )
+            continue
+        if prompt + output > max_len:  # generation stops at the context limit
+            output = max_len - prompt
+            counters["truncated"] += 1
+        request = Request(
+            rid=rid,
+            arrival_s=arrival,
+            prompt_tokens=prompt,
+            output_tokens=output,
+            block_hashes=shared_block_hashes(key, shared, block_size) if setup.prefix_caching else (),
+        )
+        router.pick(replicas).submit(request)
+    if progress is not None:
+        progress(total, total)
+
+
+def _rejection(prompt: int, max_model_len: int) -> str:
+    return "prompt_exceeds_max_model_len" if prompt >= max_model_len else ""
+
+
+def _steps_frame(replicas: list[Replica]) -> pd.DataFrame:
+    frames = []
+    for replica in replicas:
+        frame = replica.log.frame()
+        frame.insert(0, "replica", replica.index)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _itl(replicas: list[Replica]) -> tuple[np.ndarray, np.ndarray]:
+    parts = [replica.log.itl_samples() for replica in replicas]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

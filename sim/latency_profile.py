@@ -1,0 +1,118 @@
+"""Latency profiles: the fitted coefficients of the step-time model, as plain YAML files.
+
+A profile has default ``coefficients`` and ``overrides`` that apply when their ``match`` keys
+(``gpu``, ``model``, ``tensor_parallel``, ``weight_dtype``, ``interconnect``) all equal the
+scenario's; the override matching the most keys wins (ties: the later one). Calibration writes
+the same format, so a fitted profile replaces the defaults without code changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from sim.errors import ScenarioError
+
+MATCH_KEYS = ("gpu", "model", "tensor_parallel", "weight_dtype", "interconnect")
+
+
+@dataclass(frozen=True, slots=True)
+class Coefficients:
+    step_overhead_ms: float
+    per_seq_overhead_ms: float
+    per_prefill_seq_overhead_ms: float
+    compute_efficiency: float
+    memory_efficiency: float
+    allreduce_latency_us: float
+    allreduce_efficiency: float
+
+    def __post_init__(self) -> None:
+        for name in ("compute_efficiency", "memory_efficiency", "allreduce_efficiency"):
+            value = getattr(self, name)
+            if not 0 < value <= 1:
+                raise ScenarioError(f"latency profile: {name} must be in (0, 1], got {value}")
+        for f in dataclasses.fields(self):
+            if getattr(self, f.name) < 0:
+                raise ScenarioError(f"latency profile: {f.name} must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyProfile:
+    name: str
+    source: str
+    coefficients: dict
+    overrides: tuple[tuple[dict, dict], ...]
+
+    def resolve(self, **context: object) -> Coefficients:
+        """Coefficients for one (gpu, model, tensor_parallel, weight_dtype, interconnect)."""
+        merged = dict(self.coefficients)
+        matching = [
+            (len(match), i, coeffs)
+            for i, (match, coeffs) in enumerate(self.overrides)
+            if all(context.get(k) == v for k, v in match.items())
+        ]
+        for _, _, coeffs in sorted(matching, key=lambda m: (m[0], m[1])):
+            merged.update(coeffs)
+        try:
+            return Coefficients(**merged)
+        except TypeError as exc:
+            raise ScenarioError(f"latency profile {self.name!r}: {exc}") from None
+
+
+def _parse(data: object, where: str) -> LatencyProfile:
+    if not isinstance(data, dict) or "coefficients" not in data:
+        raise ScenarioError(f"{where}: a latency profile needs a `coefficients` mapping")
+    known = {f.name for f in dataclasses.fields(Coefficients)}
+    overrides = []
+    for i, item in enumerate(data.get("overrides") or []):
+        match, coeffs = item.get("match", {}), item.get("coefficients", {})
+        bad = set(match) - set(MATCH_KEYS)
+        if bad:
+            raise ScenarioError(
+                f"{where}: overrides[{i}].match has unknown keys {sorted(bad)}; "
+                f"use {list(MATCH_KEYS)}"
+            )
+        unknown = set(coeffs) - known
+        if unknown:
+            raise ScenarioError(f"{where}: overrides[{i}] has unknown coefficients {sorted(unknown)}")
+        overrides.append((dict(match), dict(coeffs)))
+    unknown = set(data["coefficients"]) - known
+    if unknown:
+        raise ScenarioError(f"{where}: unknown coefficients {sorted(unknown)}; known: {sorted(known)}")
+    return LatencyProfile(
+        name=str(data.get("name", where)),
+        source=str(data.get("source", "")),
+        coefficients=dict(data["coefficients"]),
+        overrides=tuple(overrides),
+    )
+
+
+@lru_cache(maxsize=32)
+def load_profile(name_or_path: str = "default") -> LatencyProfile:
+    """A shipped profile by name (``sim/catalog/profiles/<name>.yaml``) or a YAML file path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        text, where = path.read_text(), str(path)
+    else:
+        shipped = resources.files("sim") / "catalog" / "profiles" / f"{name_or_path}.yaml"
+        if not shipped.is_file():
+            raise ScenarioError(
+                f"engine.latency_profile: no profile {name_or_path!r}; give a shipped name "
+                f"({', '.join(list_profiles())}) or the path of a profile YAML file"
+            )
+        text, where = shipped.read_text(), f"profile {name_or_path}"
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{where}: not valid YAML ({exc})") from None
+    return _parse(data, where)
+
+
+def list_profiles() -> list[str]:
+    folder = resources.files("sim") / "catalog" / "profiles"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))

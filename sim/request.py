@@ -1,0 +1,44 @@
+"""A request's mutable state while it is inside one replica.
+
+vLLM's unit of progress: a request has ``num_tokens`` (prompt plus tokens generated so far) and
+``num_computed`` (tokens whose KV is in the cache). Each step hands it some of the missing tokens;
+that one rule covers prefill, chunked prefill, decode, prefix-cache hits and recompute after
+preemption.
+
+While a request is *decoding* every step adds exactly one computed token and one output token,
+so the replica does not touch it each step: it stores offsets from the replica's step counter
+(``computed = step + computed_offset``) and materialises the counts when the request leaves the
+decoding set (it finishes, is preempted, or the replica needs the exact figure).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True, eq=False)
+class Request:
+    rid: int
+    arrival_s: float
+    prompt_tokens: int
+    output_tokens: int  # tokens it will generate (the workload's length after caps)
+    block_hashes: tuple[int, ...] = ()  # chained hashes of its shareable leading prompt blocks
+    num_computed: int = 0
+    num_output: int = 0
+    shared_held: int = 0  # leading block_hashes it references in the pool
+    private_from: int = 0  # block index where its cached private run starts (after preemption)
+    computed_offset: int = 0  # while decoding: num_computed = step + computed_offset
+    output_offset: int = 0  # while decoding: num_output = step + output_offset
+    first_scheduled_s: float | None = None
+    first_token_s: float | None = None
+    cached_tokens: int = 0  # prompt tokens served from the prefix cache at first admission
+    preemptions: int = 0
+    replica: int = 0
+
+    @property
+    def num_tokens(self) -> int:
+        return self.prompt_tokens + self.num_output
+
+    @property
+    def remaining_prefill(self) -> int:
+        return self.num_tokens - self.num_computed

@@ -1,0 +1,210 @@
+"""From a scenario to results: resolve catalogs, generate the workload, simulate, summarise."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim import metrics
+from sim.cost import FleetPrice, cost_summary
+from sim.engine import EngineSetup, SimulationResult, simulate
+from sim.errors import ScenarioError
+from sim.gpu import GpuSpec, load_gpu
+from sim.latency_model import LatencyModel
+from sim.latency_profile import LatencyProfile, load_profile
+from sim.memory_plan import MemoryPlan, kv_bytes_per_token_per_gpu, plan_memory
+from sim.model_catalog import load_model
+from sim.model_spec import ModelSpec
+from sim.price import price_for
+from sim.scenario import Scenario
+from sim.scheduler import SchedulerLimits
+from sim.workload import Workload, generate_workload
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A scenario with its catalogs looked up and its memory planned."""
+
+    scenario: Scenario
+    model: ModelSpec
+    gpu: GpuSpec
+    memory: MemoryPlan
+    profile: LatencyProfile
+    price: FleetPrice
+    setup: EngineSetup
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    deployment: Deployment
+    workload: Workload
+    result: SimulationResult
+    summary: dict
+
+
+def resolve(scenario: Scenario) -> Deployment:
+    hw, eng = scenario.hardware, scenario.engine
+    model = load_model(scenario.model)
+    gpu = load_gpu(hw.gpu)
+    memory = plan_memory(
+        model,
+        gpu,
+        tensor_parallel=hw.tensor_parallel,
+        gpu_memory_utilization=hw.gpu_memory_utilization,
+        block_size=eng.block_size,
+        weight_dtype=eng.weight_dtype,
+        kv_cache_dtype=eng.kv_cache_dtype,
+        max_num_batched_tokens=eng.max_num_batched_tokens,
+        max_num_seqs=eng.max_num_seqs,
+        num_gpu_blocks=eng.num_gpu_blocks,
+    )
+    profile = load_profile(eng.latency_profile)
+    coefficients = profile.resolve(
+        gpu=gpu.id,
+        model=model.id,
+        tensor_parallel=hw.tensor_parallel,
+        weight_dtype=eng.weight_dtype,
+        interconnect=gpu.interconnect,
+    )
+    latency = LatencyModel(
+        model,
+        gpu,
+        coefficients,
+        tensor_parallel=hw.tensor_parallel,
+        weight_dtype=eng.weight_dtype,
+        kv_bytes_per_token_per_gpu=kv_bytes_per_token_per_gpu(
+            model, hw.tensor_parallel, eng.kv_cache_dtype
+        ),
+    )
+    setup = EngineSetup(
+        limits=SchedulerLimits(
+            max_num_seqs=eng.max_num_seqs,
+            max_num_batched_tokens=eng.max_num_batched_tokens,
+            block_size=eng.block_size,
+            chunked_prefill=eng.chunked_prefill,
+        ),
+        num_gpu_blocks=memory.num_gpu_blocks,
+        prefix_caching=eng.prefix_caching,
+        max_model_len=_max_model_len(scenario, model, memory),
+        latency=latency,
+        replicas=hw.replicas,
+        router=hw.router,
+    )
+    return Deployment(scenario, model, gpu, memory, profile, _fleet_price(scenario), setup)
+
+
+def _max_model_len(scenario: Scenario, model: ModelSpec, memory: MemoryPlan) -> int:
+    """The scenario's limit, or (like vLLM) the model's context length, capped by the cache.
+
+    vLLM refuses to start when one full-length request cannot fit in the KV cache; when the
+    user left max_model_len unset we cap it there instead, and the summary shows the value.
+    """
+    eng = scenario.engine
+    if eng.max_model_len is None:
+        return min(model.max_position_embeddings, memory.kv_capacity_tokens)
+    if eng.max_model_len > model.max_position_embeddings:
+        raise ScenarioError(
+            f"engine.max_model_len {eng.max_model_len} exceeds {model.id}'s context length "
+            f"({model.max_position_embeddings} tokens): lower it or leave it unset"
+        )
+    return eng.max_model_len
+
+
+def _fleet_price(scenario: Scenario) -> FleetPrice:
+    hw = scenario.hardware
+    gpus = hw.replicas * hw.tensor_parallel
+    if hw.price_usd_per_hour is not None:
+        return FleetPrice(gpus, hw.price_usd_per_hour, "scenario", "hardware.price_usd_per_hour", "")
+    price = price_for(hw.gpu, hw.price_tier)
+    return FleetPrice(gpus, price.usd_per_gpu_hour, price.tier, price.source, price.as_of)
+
+
+def run_scenario(
+    scenario: Scenario,
+    progress: Callable[[int, int], None] | None = None,
+) -> RunOutcome:
+    deployment = resolve(scenario)
+    workload = generate_workload(scenario.workload, np.random.default_rng(scenario.seed))
+    if not deployment.scenario.engine.chunked_prefill:
+        _check_prompts_fit_one_step(workload, deployment)
+    result = simulate(deployment.setup, workload, progress)
+    return RunOutcome(deployment, workload, result, summarize(deployment, result))
+
+
+def _check_prompts_fit_one_step(workload: Workload, deployment: Deployment) -> None:
+    budget = deployment.setup.limits.max_num_batched_tokens
+    longest = int(workload.input_tokens.max()) if len(workload) else 0
+    if longest + 1 > budget and longest < deployment.setup.max_model_len:
+        raise ScenarioError(
+            f"engine.chunked_prefill is false but the workload has a {longest}-token prompt "
+            f"and max_num_batched_tokens is {budget}: such a prompt could never be scheduled; "
+            "raise max_num_batched_tokens or enable chunked_prefill"
+        )
+
+
+def summarize(deployment: Deployment, result: SimulationResult) -> dict:
+    """The run's figures as one JSON-ready dict (the CLI's --format json output)."""
+    scenario = deployment.scenario
+    records = result.records
+    completed = records[records["status"] == "completed"]
+    duration = metrics.makespan_s(records)
+    slo = scenario.slo
+    ttft = metrics.distribution_ms(completed["ttft_s"])
+    tpot = metrics.distribution_ms(completed["tpot_s"])
+    output_tokens = int(completed["output_tokens"].sum())
+    total_tokens = output_tokens + int(completed["prompt_tokens"].sum())
+    busy = sum(result.busy_s) / (result.replicas * duration) if duration > 0 else 0.0
+    return {
+        "scenario": scenario.name,
+        "seed": scenario.seed,
+        "model": deployment.model.id,
+        "gpu": deployment.gpu.id,
+        "tensor_parallel": scenario.hardware.tensor_parallel,
+        "replicas": scenario.hardware.replicas,
+        "max_model_len": deployment.setup.max_model_len,
+        "latency_profile": {"name": deployment.profile.name, "source": deployment.profile.source},
+        "requests": {
+            "arrived": len(records),
+            "completed": len(completed),
+            "rejected": int((records["status"] == "rejected").sum()),
+            "rejected_reasons": dict(result.rejected_reasons),
+            "truncated_outputs": result.truncated_outputs,
+        },
+        "duration_s": duration,
+        "ttft_ms": ttft,
+        "tpot_ms": tpot,
+        "itl_ms": metrics.weighted_distribution_ms(result.itl_durations_s, result.itl_weights),
+        "e2e_ms": metrics.distribution_ms(completed["e2e_s"]),
+        "queue_ms": metrics.distribution_ms(completed["queue_s"]),
+        "throughput": metrics.throughput(completed, duration),
+        "goodput": metrics.goodput(completed, duration, slo.ttft_p95_ms, slo.tpot_p95_ms),
+        "slo": _slo_verdict(slo.ttft_p95_ms, slo.tpot_p95_ms, ttft, tpot),
+        "kv": {
+            "num_gpu_blocks": result.num_gpu_blocks,
+            "block_size": deployment.setup.limits.block_size,
+            "mean_utilization": metrics.kv_mean_utilization(result, duration),
+            "preemptions": result.preemptions,
+            "prefix_cache_hit_rate": result.prefix_cache_hit_rate,
+        },
+        "batch_size": metrics.batch_size_distribution(result.steps),
+        "replica_busy_fraction": busy,
+        "cost": cost_summary(deployment.price, duration, output_tokens, total_tokens),
+        "wall_s": result.wall_s,
+    }
+
+
+def _slo_verdict(ttft_target: float | None, tpot_target: float | None, ttft: dict,
+                 tpot: dict) -> dict:
+    def holds(target: float | None, p95: float | None) -> bool | None:
+        if target is None:
+            return None
+        return p95 is not None and p95 <= target
+
+    return {
+        "ttft_p95_ms": ttft_target,
+        "tpot_p95_ms": tpot_target,
+        "ttft_p95_met": holds(ttft_target, ttft["p95"]),
+        "tpot_p95_met": holds(tpot_target, tpot["p95"]),
+    }

@@ -1,0 +1,136 @@
+"""The scenario file: one typed, validated description of a what-if.
+
+    name, seed, model, hardware {...}, engine {...}, workload {...}, slo {...}
+
+Every section forbids unknown keys. A bad file raises ``ScenarioError`` whose message names the
+field (``engine.block_size``), the value and the fix; the CLI prints it without a traceback.
+Checks that need the catalogs (does the model fit in the GPU?) happen when the scenario is
+resolved into an engine setup (``sim.run``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sim.errors import ScenarioError
+from sim.workload_spec import WorkloadSpec
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+WeightDtype = Literal["bf16", "fp16", "fp8", "int8", "awq-int4", "gptq-int4"]
+KvDtype = Literal["auto", "bf16", "fp16", "fp8"]
+
+
+class HardwareSpec(BaseModel):
+    model_config = _STRICT
+
+    gpu: str
+    tensor_parallel: Annotated[int, Field(ge=1, le=64)] = 1
+    replicas: Annotated[int, Field(ge=1, le=100_000)] = 1
+    gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.9
+    price_usd_per_hour: Annotated[float, Field(ge=0)] | None = None  # per GPU; overrides the table
+    price_tier: Literal["on_demand", "spot"] = "on_demand"
+    router: Literal["round_robin", "least_outstanding"] = "least_outstanding"
+
+
+class EngineSpec(BaseModel):
+    model_config = _STRICT
+
+    scheduler: Literal["continuous"] = "continuous"
+    max_num_seqs: Annotated[int, Field(ge=1)] = 256
+    max_num_batched_tokens: Annotated[int, Field(ge=1)] = 8192
+    max_model_len: Annotated[int, Field(ge=2)] | None = None
+    block_size: Literal[1, 8, 16, 32, 64, 128] = 16
+    chunked_prefill: bool = True
+    prefix_caching: bool = True
+    weight_dtype: WeightDtype = "bf16"
+    kv_cache_dtype: KvDtype = "auto"
+    num_gpu_blocks: Annotated[int, Field(ge=1)] | None = None
+    latency_profile: str = "default"
+
+    @model_validator(mode="after")
+    def _check_limits(self) -> EngineSpec:
+        if self.max_num_batched_tokens < self.max_num_seqs:
+            raise ScenarioError(
+                f"max_num_batched_tokens ({self.max_num_batched_tokens}) must be at least "
+                f"max_num_seqs ({self.max_num_seqs}), as in vLLM: every running sequence needs "
+                "a token of budget each step; raise max_num_batched_tokens or lower max_num_seqs"
+            )
+        if (
+            not self.chunked_prefill
+            and self.max_model_len is not None
+            and self.max_num_batched_tokens < self.max_model_len
+        ):
+            raise ScenarioError(
+                f"without chunked prefill a prompt must fit in one step: max_num_batched_tokens "
+                f"({self.max_num_batched_tokens}) < max_model_len ({self.max_model_len}); raise "
+                "max_num_batched_tokens, lower max_model_len or set chunked_prefill: true"
+            )
+        return self
+
+
+class SloSpec(BaseModel):
+    model_config = _STRICT
+
+    ttft_p95_ms: Annotated[float, Field(gt=0)] | None = None
+    tpot_p95_ms: Annotated[float, Field(gt=0)] | None = None
+
+
+class Scenario(BaseModel):
+    model_config = _STRICT
+
+    name: str = "scenario"
+    seed: int = 0
+    model: str
+    hardware: HardwareSpec
+    engine: EngineSpec = EngineSpec()
+    workload: WorkloadSpec
+    slo: SloSpec = SloSpec()
+
+    def with_seed(self, seed: int) -> Scenario:
+        return self.model_copy(update={"seed": seed})
+
+
+def parse_scenario(data: Any, where: str = "scenario") -> Scenario:
+    """Validate a parsed YAML/JSON document; errors become one readable ScenarioError."""
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{where}: expected a mapping of sections (model, hardware, ...)")
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(f"{where} is not valid:\n{_describe(exc)}") from None
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    path = Path(path)
+    if not path.is_file():
+        raise ScenarioError(f"no scenario file at {path}; give the path of a YAML scenario")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{path} is not valid YAML: {exc}") from None
+    return parse_scenario(data, where=str(path))
+
+
+def scenario_yaml(scenario: Scenario) -> str:
+    """The scenario as YAML that loads back to an equal scenario."""
+    data = scenario.model_dump(mode="json", exclude_none=True)
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        cause = error.get("ctx", {}).get("error")
+        message = str(cause) if isinstance(cause, ScenarioError) else error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key; check its spelling against docs/scenario.md"
+        elif "input" in error and error["type"] != "missing" and not isinstance(cause, ScenarioError):
+            message += f" (got {error['input']!r})"
+        lines.append(f"  - {field}: {message}")
+    return "\n".join(lines)

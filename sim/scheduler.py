@@ -1,0 +1,365 @@
+"""Continuous batching, as vLLM v1 schedules it.
+
+Every step has a token budget (``max_num_batched_tokens``). Running requests are served first,
+in admission order, then waiting ones first-come-first-served while the budget, the sequence
+limit (``max_num_seqs``) and free KV blocks allow. A request gets the tokens it lacks
+(``num_tokens - num_computed``), cut to the budget: that is chunked prefill. A new request
+starts with the blocks its prefix hits in the cache already computed. When a running request
+needs a block and none is free, the most recently admitted running request is preempted: its
+blocks are freed, and it goes back to the front of the queue to be recomputed later (its own
+blocks stay cached until evicted, so the recompute may be short). After a preemption nobody new
+is admitted in that step.
+
+The running list is kept as two ordered parts, ``decoding`` then ``prefilling``. That is the
+admission order: a request can only be admitted behind one that is still prefilling when that
+one's prefill ended in the same step, so prefilling requests are always the youngest.
+
+Decoding requests are handled in aggregate: each step adds one token to each, so the
+scheduler keeps only their number, the sum of their contexts, how many need a new block on
+each step of the block-size cycle, and a heap of the steps at which they finish. That lets a
+run of identical decode steps be planned and applied at once (``decode_horizon``), with no
+per-request work per step.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from dataclasses import dataclass
+
+from sim.batch import Batch, chunk_terms
+from sim.block_pool import BlockPool
+from sim.request import Request
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerLimits:
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    block_size: int
+    chunked_prefill: bool = True
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class ContinuousScheduler:
+    """Schedules one replica's steps over a shared block pool. Plain Python, no clock."""
+
+    def __init__(self, limits: SchedulerLimits, pool: BlockPool) -> None:
+        if limits.max_num_batched_tokens < limits.max_num_seqs:
+            raise ValueError("max_num_batched_tokens must be >= max_num_seqs")
+        self.limits = limits
+        self.pool = pool
+        self.block_size = limits.block_size
+        self.waiting: deque[Request] = deque()
+        self.decoding: dict[int, Request] = {}
+        self.prefilling: dict[int, Request] = {}
+        self.step = 0  # index of the next step to schedule
+        self._new_block_keys = [0] * limits.block_size
+        self._context_offset = 0  # decode context at step s = _context_offset + s * len(decoding)
+        self._finish_heap: list[tuple[int, int, Request]] = []
+        self._chunks: list[tuple[Request, int]] = []  # this step's prefill work: (request, tokens)
+        self._preempted_this_step = False
+        self.num_preemptions = 0
+        self.lookup_tokens = 0
+        self.hit_tokens = 0
+
+    # ---- queries -------------------------------------------------------------------------
+
+    @property
+    def num_running(self) -> int:
+        return len(self.decoding) + len(self.prefilling)
+
+    @property
+    def num_outstanding(self) -> int:
+        return len(self.waiting) + self.num_running
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.waiting or self.decoding or self.prefilling)
+
+    def admission_open(self) -> bool:
+        """Would a request arriving now be looked at in the next step?"""
+        return not self.waiting and self.num_running < self.limits.max_num_seqs
+
+    def decode_context(self) -> int:
+        return self._context_offset + self.step * len(self.decoding)
+
+    # ---- one step ------------------------------------------------------------------------
+
+    def add(self, request: Request) -> None:
+        self.waiting.append(request)
+
+    def schedule(self, now: float) -> Batch:
+        """Choose the work of step ``self.step`` and allocate its KV blocks."""
+        self._chunks = []
+        self._preempted_this_step = False
+        step = self.step
+        demand = self._new_block_keys[-step % self.block_size]
+        if demand > self.pool.num_free:
+            self._schedule_decoders_preempting(step)
+        else:
+            self.pool.allocate(demand)
+        budget = self.limits.max_num_batched_tokens - len(self.decoding)
+        budget = self._schedule_prefilling(budget)
+        if not self._preempted_this_step:
+            self._admit_waiting(budget, now)
+        return self._batch()
+
+    def decode_horizon(self) -> int:
+        """How many steps like the one just scheduled can run before anything changes.
+
+        Only a pure decode step repeats: the run ends at the next finish or where the free
+        blocks would not cover the decoders' growth.
+        """
+        if self._chunks or self._preempted_this_step or not self.decoding:
+            return 1
+        to_finish = self._next_finish_step() - self.step + 1
+        affordable = 1 + self._affordable_decode_steps(self.step + 1, self.pool.num_free)
+        return max(1, min(to_finish, affordable))
+
+    def complete(self, num_steps: int, end_s: float) -> list[Request]:
+        """Apply ``num_steps`` steps (several only for a pure decode run); return finishers."""
+        first = self.step
+        if num_steps > 1:
+            self.pool.allocate(self._decode_demand(first + 1, num_steps - 1))
+        finished: list[Request] = []
+        for request, tokens in self._chunks:
+            request.num_computed += tokens
+            if request.num_computed < request.num_tokens:
+                continue
+            del self.prefilling[request.rid]
+            request.num_output += 1
+            if request.first_token_s is None:
+                request.first_token_s = end_s
+            if request.num_output >= request.output_tokens:
+                self._release(request, finished=True)
+                finished.append(request)
+            else:
+                self._join_decoding(request, first + 1)
+        self._chunks = []
+        self.step = first + num_steps
+        heap = self._finish_heap
+        while heap and heap[0][0] < self.step:
+            last_step, _, request = heapq.heappop(heap)
+            if not self._is_current(request, last_step):
+                continue
+            self._leave_decoding(request, self.step)
+            self._release(request, finished=True)
+            finished.append(request)
+        return finished
+
+    # ---- scheduling parts ----------------------------------------------------------------
+
+    def _schedule_decoders_preempting(self, step: int) -> None:
+        """Serve decoders in order; when blocks run out, preempt from the running tail."""
+        order = list(self.decoding.values())
+        end = len(order)  # order[:end] are still running
+        i = 0
+        while i < end:
+            request = order[i]
+            if (step + request.computed_offset) % self.block_size == 0:
+                while self.pool.num_free == 0:
+                    if self.prefilling:
+                        self._preempt(next(reversed(self.prefilling.values())), step)
+                    else:
+                        end -= 1
+                        self._preempt(order[end], step)
+                        if end == i:
+                            return
+                self.pool.allocate(1)
+            i += 1
+
+    def _schedule_prefilling(self, budget: int) -> int:
+        for request in list(self.prefilling.values()):
+            if budget <= 0 or request.rid not in self.prefilling:
+                break
+            tokens = min(request.remaining_prefill, budget)
+            need = _ceil_div(request.num_computed + tokens, self.block_size) - _ceil_div(
+                request.num_computed, self.block_size
+            )
+            while need > self.pool.num_free:
+                victim = next(reversed(self.prefilling.values()))
+                self._preempt(victim, self.step)
+                if victim is request:
+                    return budget
+            self.pool.allocate(need)
+            self._register_shared(request, tokens)
+            self._chunks.append((request, tokens))
+            budget -= tokens
+        return budget
+
+    def _admit_waiting(self, budget: int, now: float) -> None:
+        limits = self.limits
+        while self.waiting and budget > 0 and self.num_running < limits.max_num_seqs:
+            tokens = self._try_admit(self.waiting[0], budget, now)
+            if not tokens:
+                return
+            budget -= tokens
+
+    def _try_admit(self, request: Request, budget: int, now: float) -> int:
+        """Admit the head of the queue if budget and blocks allow; return its tokens (0: no)."""
+        bs = self.block_size
+        pool = self.pool
+        shared_hits, private_hits = self._prefix_hits(request)
+        hit_blocks = shared_hits + private_hits
+        computed = hit_blocks * bs
+        tokens = request.num_tokens - computed
+        if tokens > budget and not self.limits.chunked_prefill:
+            return 0
+        tokens = min(tokens, budget)
+        hits = request.block_hashes[:shared_hits]
+        reclaimed = private_hits + sum(1 for h in hits if pool.ref_count(h) == 0)
+        new_blocks = _ceil_div(computed + tokens, bs) - hit_blocks
+        if new_blocks + reclaimed > pool.num_free:
+            return 0
+        self.waiting.popleft()
+        if pool.private_cached(request.rid) and not private_hits:
+            pool.forget_private(request.rid)
+        pool.acquire_shared(hits)
+        if private_hits:
+            pool.claim_private(request.rid, private_hits)
+        pool.allocate(new_blocks)
+        request.shared_held = shared_hits
+        request.num_computed = computed
+        self._register_shared(request, tokens)
+        self.lookup_tokens += request.num_tokens
+        self.hit_tokens += computed
+        if request.first_scheduled_s is None:
+            request.first_scheduled_s = now
+            request.cached_tokens = computed
+        self.prefilling[request.rid] = request
+        self._chunks.append((request, tokens))
+        return tokens
+
+    def _prefix_hits(self, request: Request) -> tuple[int, int]:
+        """Cached leading blocks: (shared hits, the request's own cached blocks after them).
+
+        At least the last token is always recomputed, as in vLLM, so a fully cached prompt
+        still has one token to prefill.
+        """
+        if not self.pool.caching:
+            return 0, 0
+        limit = (request.num_tokens - 1) // self.block_size
+        shared = self.pool.longest_shared_prefix(request.block_hashes, limit)
+        own = self.pool.private_cached(request.rid)
+        if own and shared == request.private_from:
+            return shared, min(own, limit - shared)
+        return shared, 0
+
+    def _register_shared(self, request: Request, tokens: int) -> None:
+        """Publish the shareable blocks this step fills, so later requests can hit them."""
+        if not self.pool.caching:
+            return
+        bs = self.block_size
+        if request.num_computed // bs != request.shared_held:
+            return  # an own full block came first: the rest of the chain is private
+        stop = min((request.num_computed + tokens) // bs, len(request.block_hashes))
+        hashes = request.block_hashes
+        while request.shared_held < stop and self.pool.register_shared(hashes[request.shared_held]):
+            request.shared_held += 1
+
+    def _batch(self) -> Batch:
+        prefill_tokens = prefill_pairs = prefill_kv = 0
+        for request, tokens in self._chunks:
+            pairs, kv = chunk_terms(tokens, request.num_computed)
+            prefill_tokens += tokens
+            prefill_pairs += pairs
+            prefill_kv += kv
+        return Batch(
+            prefill_tokens=prefill_tokens,
+            prefill_seqs=len(self._chunks),
+            prefill_attention_pairs=prefill_pairs,
+            prefill_kv_tokens=prefill_kv,
+            decode_seqs=len(self.decoding),
+            decode_context_tokens=self.decode_context() + len(self.decoding),
+        )
+
+    # ---- decoding set bookkeeping ----------------------------------------------------------
+
+    def _join_decoding(self, request: Request, next_step: int) -> None:
+        request.computed_offset = request.num_computed - next_step
+        request.output_offset = request.num_output - next_step
+        self.decoding[request.rid] = request
+        self._new_block_keys[request.computed_offset % self.block_size] += 1
+        self._context_offset += request.computed_offset
+        last_step = request.output_tokens - request.output_offset - 1
+        heapq.heappush(self._finish_heap, (last_step, request.rid, request))
+
+    def _leave_decoding(self, request: Request, step: int) -> None:
+        """Remove from the decoding set, writing back its counts as of the start of ``step``."""
+        del self.decoding[request.rid]
+        self._new_block_keys[request.computed_offset % self.block_size] -= 1
+        self._context_offset -= request.computed_offset
+        request.num_computed = step + request.computed_offset
+        request.num_output = step + request.output_offset
+
+    def _is_current(self, request: Request, last_step: int) -> bool:
+        """A heap entry is stale if its request was preempted (and maybe re-admitted) since."""
+        return (
+            self.decoding.get(request.rid) is request
+            and request.output_tokens - request.output_offset - 1 == last_step
+        )
+
+    def _next_finish_step(self) -> int:
+        heap = self._finish_heap
+        while not self._is_current(heap[0][2], heap[0][0]):
+            heapq.heappop(heap)
+        return heap[0][0]
+
+    def _decode_demand(self, start: int, steps: int) -> int:
+        """New blocks the decoders need over ``steps`` steps from step ``start``."""
+        bs = self.block_size
+        keys = self._new_block_keys
+        full, rest = divmod(steps, bs)
+        total = len(self.decoding) * full
+        return total + sum(keys[-(start + j) % bs] for j in range(rest))
+
+    def _affordable_decode_steps(self, start: int, free: int) -> int:
+        """The most decode steps from ``start`` whose new blocks fit in ``free`` blocks."""
+        bs = self.block_size
+        per_cycle = len(self.decoding)
+        cycles = free // per_cycle
+        left = free - cycles * per_cycle
+        keys = self._new_block_keys
+        extra = 0
+        for j in range(bs):
+            need = keys[-(start + j) % bs]
+            if need > left:
+                break
+            left -= need
+            extra += 1
+        return cycles * bs + extra
+
+    # ---- giving blocks back ----------------------------------------------------------------
+
+    def _preempt(self, request: Request, step: int) -> None:
+        if request.rid in self.decoding:
+            self._leave_decoding(request, step)
+        else:
+            del self.prefilling[request.rid]
+        self._release(request, finished=False)
+        request.num_computed = 0
+        request.preemptions += 1
+        self.num_preemptions += 1
+        self._preempted_this_step = True
+        self.waiting.appendleft(request)
+
+    def _release(self, request: Request, *, finished: bool) -> None:
+        """Free a request's blocks, last block first.
+
+        A preempted request's own full blocks stay cached for its recompute; a finished
+        request's own blocks can never be hit again, so they are freed as plain blocks.
+        """
+        bs = self.block_size
+        full, partial = divmod(request.num_computed, bs)
+        own_full = full - request.shared_held
+        shared = request.block_hashes[: request.shared_held]
+        if finished:
+            self.pool.release(shared, 0, own_full + (1 if partial else 0), request.rid)
+        else:
+            request.private_from = request.shared_held
+            self.pool.release(shared, own_full, 1 if partial else 0, request.rid)
+        request.shared_held = 0

@@ -1,0 +1,167 @@
+"""The requests of one run, as columns, and how a `WorkloadSpec` becomes them.
+
+Row i is request i, in arrival order. Prefix columns describe prompt content shared between
+requests, which is what a prefix cache can reuse:
+
+    prefix_key     0 for a request that shares nothing; otherwise requests with the same key
+    prefix_tokens  start with the same `prefix_tokens` tokens (0 when prefix_key is 0)
+
+    input_tokens:  [ prefix_tokens (shared) ][ own content ]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from sim.arrival_process import arrival_times, staged_arrival_times
+from sim.errors import ScenarioError
+from sim.length_dist import sample_input_output, sample_lengths
+from sim.workload_spec import LengthsSpec, SharedPrefixSpec, WorkloadSpec
+
+_COLUMNS = ("arrival_s", "input_tokens", "output_tokens", "prefix_key", "prefix_tokens")
+
+
+@dataclass(frozen=True, eq=False)
+class Workload:
+    """Columnar requests: one numpy array per field, all of the same length."""
+
+    arrival_s: np.ndarray
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+    prefix_key: np.ndarray
+    prefix_tokens: np.ndarray
+
+    def __post_init__(self) -> None:
+        lengths = {name: len(getattr(self, name)) for name in _COLUMNS}
+        if len(set(lengths.values())) > 1:
+            raise ScenarioError(f"workload columns differ in length: {lengths}")
+        self._check_values()
+
+    @classmethod
+    def from_arrays(
+        cls,
+        arrival_s: npt.ArrayLike,
+        input_tokens: npt.ArrayLike,
+        output_tokens: npt.ArrayLike,
+        prefix_key: npt.ArrayLike | None = None,
+        prefix_tokens: npt.ArrayLike | None = None,
+    ) -> Workload:
+        """A workload from any array-likes; no shared prefixes unless given. Copies, read-only."""
+        n = len(np.asarray(arrival_s))
+        columns = {
+            "arrival_s": _frozen(arrival_s, np.float64),
+            "input_tokens": _frozen(input_tokens, np.int64),
+            "output_tokens": _frozen(output_tokens, np.int64),
+            "prefix_key": _frozen(np.zeros(n) if prefix_key is None else prefix_key, np.int64),
+            "prefix_tokens": _frozen(
+                np.zeros(n) if prefix_tokens is None else prefix_tokens, np.int64
+            ),
+        }
+        return cls(**columns)
+
+    @property
+    def num_requests(self) -> int:
+        return len(self.arrival_s)
+
+    def __len__(self) -> int:
+        return self.num_requests
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per request, indexed by `request_id` (its position in arrival order)."""
+        frame = pd.DataFrame({name: getattr(self, name) for name in _COLUMNS})
+        frame.index.name = "request_id"
+        return frame
+
+    def _check_values(self) -> None:
+        problems = []
+        if not np.all(np.isfinite(self.arrival_s)):
+            problems.append("arrival_s must be finite numbers")
+        elif np.any(np.diff(self.arrival_s) < 0):
+            problems.append("arrival_s must be sorted ascending")
+        if np.any(self.arrival_s < 0):
+            problems.append("arrival_s must be >= 0")
+        if np.any(self.input_tokens < 1) or np.any(self.output_tokens < 1):
+            problems.append("input_tokens and output_tokens must be >= 1")
+        if np.any(self.prefix_key < 0):
+            problems.append("prefix_key must be >= 0")
+        if np.any((self.prefix_tokens < 0) | (self.prefix_tokens > self.input_tokens)):
+            problems.append("prefix_tokens must be between 0 and input_tokens")
+        if np.any((self.prefix_key == 0) & (self.prefix_tokens != 0)):
+            problems.append("prefix_tokens must be 0 where prefix_key is 0 (no shared prefix)")
+        if problems:
+            raise ScenarioError("invalid workload: " + "; ".join(problems))
+
+
+def generate_workload(spec: WorkloadSpec, rng: np.random.Generator) -> Workload:
+    """Draw the requests `spec` describes; the same spec and seed give the same workload."""
+    arrivals = _arrival_times(spec, rng)
+    if spec.shared_prefix is not None:
+        return _shared_prefix_workload(spec.shared_prefix, arrivals, rng)
+    return _independent_workload(spec.lengths, arrivals, rng)  # type: ignore[arg-type]
+
+
+def _arrival_times(spec: WorkloadSpec, rng: np.random.Generator) -> np.ndarray:
+    """A duration (duration_s or stages) bounds the time; num_requests caps the count.
+
+    With neither, a shared-prefix workload sends each (group, user) pair once.
+    """
+    num_requests = spec.num_requests
+    if num_requests is None and spec.duration_s is None and spec.stages is None:
+        num_requests = spec.shared_prefix.num_prompts  # type: ignore[union-attr]
+    if spec.stages is not None:
+        return staged_arrival_times(
+            spec.stages, rng, arrivals=spec.arrivals, num_requests=num_requests
+        )
+    assert spec.arrivals is not None  # WorkloadSpec guarantees arrivals when there are no stages
+    return arrival_times(
+        spec.arrivals, rng, num_requests=num_requests, duration_s=spec.duration_s
+    )
+
+
+def _independent_workload(
+    lengths: LengthsSpec, arrivals: np.ndarray, rng: np.random.Generator
+) -> Workload:
+    input_tokens, output_tokens = sample_input_output(lengths, len(arrivals), rng)
+    return Workload.from_arrays(arrivals, input_tokens, output_tokens)
+
+
+def _shared_prefix_workload(
+    spec: SharedPrefixSpec, arrivals: np.ndarray, rng: np.random.Generator
+) -> Workload:
+    n = len(arrivals)
+    group = _shuffled_pairs(spec, n, rng) // spec.prompts_per_group
+    return Workload.from_arrays(
+        arrivals,
+        input_tokens=np.full(n, spec.system_prompt_tokens + spec.question_tokens),
+        output_tokens=sample_lengths(spec.output_tokens, n, rng, role="output"),
+        prefix_key=group + 1,
+        prefix_tokens=np.full(n, spec.system_prompt_tokens),
+    )
+
+
+def _shuffled_pairs(spec: SharedPrefixSpec, n: int, rng: np.random.Generator) -> np.ndarray:
+    """`n` (group, user) pair indices (group * prompts_per_group + user), groups interleaved.
+
+    Every pair appears once per pass, in a fresh random order each pass, so a run longer than
+    one pass keeps every group equally busy.
+    """
+    passes = -(-n // spec.num_prompts)
+    pairs = np.tile(np.arange(spec.num_prompts), (passes, 1))
+    return rng.permuted(pairs, axis=1).ravel()[:n]
+
+
+def _frozen(values: npt.ArrayLike, dtype: type) -> np.ndarray:
+    """A read-only 1-D copy; token counts such as 12.5 are refused rather than truncated."""
+    given = np.asarray(values)
+    if given.ndim != 1:
+        raise ScenarioError(f"workload columns must be 1-D, got shape {given.shape}")
+    whole = np.all(np.isfinite(given) & (given == np.round(given)))
+    if np.issubdtype(dtype, np.integer) and not whole:
+        raise ScenarioError("token counts and prefix keys must be whole numbers")
+    array = given.astype(dtype)
+    array.setflags(write=False)
+    return array

@@ -1,0 +1,248 @@
+"""The `workload` section of a scenario: when requests arrive and how long they are.
+
+Only the shape is checked here; `sim.workload.generate_workload` turns a spec into requests.
+Validators raise `ScenarioError` (a `ValueError`), which pydantic reports together with the
+location of the offending section, e.g. `workload.arrivals`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from sim.errors import ScenarioError
+
+Tokens = Annotated[int, Field(ge=1)]
+ArrivalProcess = Literal["poisson", "constant", "gamma", "all_at_once"]
+LengthDist = Literal["fixed", "uniform", "exponential", "lognormal", "empirical"]
+Dataset = Literal["sharegpt", "arxiv"]
+
+_SPEC_CONFIG = ConfigDict(extra="forbid", frozen=True)
+
+
+class ArrivalsSpec(BaseModel):
+    """How requests arrive: a process and, unless everything arrives at once, a rate."""
+
+    model_config = _SPEC_CONFIG
+
+    process: ArrivalProcess = "poisson"
+    rate_per_s: Annotated[float, Field(gt=0)] | None = None
+    cv: Annotated[float, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _check_process_fields(self) -> ArrivalsSpec:
+        if self.process == "gamma" and self.cv is None:
+            raise ScenarioError(
+                "process 'gamma' needs cv, the coefficient of variation of the gaps between "
+                "arrivals: add e.g. cv: 2.0 (cv 1 is Poisson, larger is burstier)"
+            )
+        if self.process != "gamma" and self.cv is not None:
+            raise ScenarioError(
+                f"cv={self.cv} is only used by process 'gamma', not '{self.process}': "
+                "remove cv or set process: gamma"
+            )
+        if self.process == "all_at_once" and self.rate_per_s is not None:
+            raise ScenarioError(
+                f"rate_per_s={self.rate_per_s} has no effect with process 'all_at_once' "
+                "(every request arrives at t=0): remove rate_per_s"
+            )
+        return self
+
+
+class StageSpec(BaseModel):
+    """One stretch of a staged load: a constant rate held for a duration (rate 0 is a pause)."""
+
+    model_config = _SPEC_CONFIG
+
+    rate_per_s: Annotated[float, Field(ge=0)]
+    duration_s: Annotated[float, Field(gt=0)]
+
+
+# Which fields each distribution reads; any other field given is a mistake worth reporting.
+_REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
+    "fixed": ("value",),
+    "uniform": ("min", "max"),
+    "exponential": ("mean",),
+    "lognormal": ("mean", "sigma"),
+    "empirical": ("dataset",),
+}
+_OPTIONAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "fixed": (),
+    "uniform": (),
+    "exponential": ("max",),
+    "lognormal": ("max",),
+    "empirical": ("max",),
+}
+_EXAMPLES: dict[str, str] = {
+    "fixed": "{dist: fixed, value: 512}",
+    "uniform": "{dist: uniform, min: 64, max: 1024}",
+    "exponential": "{dist: exponential, mean: 128, max: 1536}",
+    "lognormal": "{dist: lognormal, mean: 512, sigma: 0.8, max: 4096}",
+    "empirical": "{dist: empirical, dataset: sharegpt, max: 4096}",
+}
+
+
+class LengthSpec(BaseModel):
+    """A distribution of token counts; which fields apply depends on `dist`.
+
+    `mean` is the mean length in tokens for both exponential and lognormal (for lognormal it is
+    not the mu parameter). `max` caps samples; samples are always at least 1 token.
+    """
+
+    model_config = _SPEC_CONFIG
+
+    dist: LengthDist
+    value: Tokens | None = None
+    min: Tokens | None = None
+    max: Tokens | None = None
+    mean: Annotated[float, Field(gt=0)] | None = None
+    sigma: Annotated[float, Field(gt=0)] | None = None
+    dataset: Dataset | None = None
+
+    @model_validator(mode="after")
+    def _check_fields_for_dist(self) -> LengthSpec:
+        required = _REQUIRED_FIELDS[self.dist]
+        allowed = set(required) | set(_OPTIONAL_FIELDS[self.dist]) | {"dist"}
+        missing = [name for name in required if getattr(self, name) is None]
+        if missing:
+            raise ScenarioError(
+                f"dist '{self.dist}' needs {', '.join(missing)}: "
+                f"write it like {_EXAMPLES[self.dist]}"
+            )
+        given = {name for name in self.model_fields_set if getattr(self, name) is not None}
+        unused = given - allowed
+        if unused:
+            raise ScenarioError(
+                f"{', '.join(sorted(unused))} not used by dist '{self.dist}': remove "
+                f"{'it' if len(unused) == 1 else 'them'} (example: {_EXAMPLES[self.dist]})"
+            )
+        if self.dist == "uniform" and self.min > self.max:  # type: ignore[operator]
+            raise ScenarioError(
+                f"min={self.min} is greater than max={self.max}: swap them or raise max"
+            )
+        return self
+
+
+def _tokens_as_fixed(value: Any) -> Any:
+    """Let a plain token count stand for a fixed length, e.g. `output_tokens: 256`."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return {"dist": "fixed", "value": value}
+    return value
+
+
+LengthOrTokens = Annotated[LengthSpec, BeforeValidator(_tokens_as_fixed)]
+
+
+class LengthsSpec(BaseModel):
+    """Prompt and response lengths of independent requests (no shared content)."""
+
+    model_config = _SPEC_CONFIG
+
+    input: LengthOrTokens
+    output: LengthOrTokens
+
+
+class SharedPrefixSpec(BaseModel):
+    """Groups of users that share a system prompt, each asking their own question.
+
+    A request is `system_prompt_tokens` identical within its group (cacheable), followed by
+    `question_tokens` of its own content (never cached):
+
+        group g: [ system prompt g .......... ][ question ]  -> output_tokens
+    """
+
+    model_config = _SPEC_CONFIG
+
+    num_groups: Tokens
+    prompts_per_group: Tokens
+    system_prompt_tokens: Tokens
+    question_tokens: Tokens
+    output_tokens: LengthOrTokens
+
+    @property
+    def num_prompts(self) -> int:
+        return self.num_groups * self.prompts_per_group
+
+
+class WorkloadSpec(BaseModel):
+    """Arrivals (a process and rate, or stages), a size, and lengths or a shared prefix."""
+
+    model_config = _SPEC_CONFIG
+
+    arrivals: ArrivalsSpec | None = None
+    stages: Annotated[tuple[StageSpec, ...], Field(min_length=1)] | None = None
+    num_requests: Tokens | None = None
+    duration_s: Annotated[float, Field(gt=0)] | None = None
+    lengths: LengthsSpec | None = None
+    shared_prefix: SharedPrefixSpec | None = None
+
+    @model_validator(mode="after")
+    def _check_sections(self) -> WorkloadSpec:
+        self._check_lengths_source()
+        if self.stages is not None:
+            self._check_stages()
+        else:
+            self._check_arrivals()
+        self._check_size()
+        return self
+
+    @property
+    def process(self) -> ArrivalProcess:
+        """The arrival process, also used inside each stage; Poisson unless said otherwise."""
+        return self.arrivals.process if self.arrivals is not None else "poisson"
+
+    @property
+    def stages_duration_s(self) -> float | None:
+        return None if self.stages is None else sum(stage.duration_s for stage in self.stages)
+
+    def _check_lengths_source(self) -> None:
+        if (self.lengths is None) == (self.shared_prefix is None):
+            raise ScenarioError(
+                "give exactly one of lengths (independent requests) or shared_prefix "
+                "(groups sharing a system prompt)"
+                + (": remove one of them" if self.lengths is not None else "")
+            )
+
+    def _check_stages(self) -> None:
+        if self.arrivals is not None and self.arrivals.rate_per_s is not None:
+            raise ScenarioError(
+                f"arrivals.rate_per_s={self.arrivals.rate_per_s} conflicts with stages, which "
+                "set the rate of each stage: remove arrivals.rate_per_s (arrivals.process may stay)"
+            )
+        if self.process == "all_at_once":
+            raise ScenarioError(
+                "arrivals.process 'all_at_once' cannot be staged: use poisson, constant or "
+                "gamma with stages, or remove stages"
+            )
+        if self.duration_s is not None:
+            raise ScenarioError(
+                f"duration_s={self.duration_s} conflicts with stages, whose durations add up to "
+                f"{self.stages_duration_s} s: remove duration_s"
+            )
+        if all(stage.rate_per_s == 0 for stage in self.stages or ()):
+            raise ScenarioError("stages: every stage has rate_per_s 0: give one a positive rate")
+
+    def _check_arrivals(self) -> None:
+        if self.arrivals is None:
+            raise ScenarioError(
+                "no arrival rate: add arrivals: {process: poisson, rate_per_s: 5.0}, "
+                "or stages, or arrivals: {process: all_at_once}"
+            )
+        if self.process != "all_at_once" and self.arrivals.rate_per_s is None:
+            raise ScenarioError(
+                f"arrivals.rate_per_s is required for process '{self.process}': add "
+                "rate_per_s (requests per second), or use stages"
+            )
+        if self.process == "all_at_once" and self.duration_s is not None:
+            raise ScenarioError(
+                f"duration_s={self.duration_s} has no meaning when every request arrives at "
+                "t=0 (process 'all_at_once'): use num_requests instead"
+            )
+
+    def _check_size(self) -> None:
+        sized = (self.num_requests, self.duration_s, self.stages, self.shared_prefix)
+        if all(size is None for size in sized):
+            raise ScenarioError(
+                "the workload has no size: add num_requests or duration_s (or stages)"
+            )

@@ -43,7 +43,8 @@ GPU_IDS: dict[str, str] = {
 SWAPPED_TIERS = {("runpod", "L40S")}
 
 AS_OF = "2026-11"
-SOURCE = "skypilot-org/skypilot-catalog catalogs/v7 (commit per provider in prices_raw/gpu_prices.csv)"
+SOURCE = ("skypilot-org/skypilot-catalog catalogs/v7 "
+          "(commit per provider in prices_raw/gpu_prices.csv)")
 COLUMNS = ("gpu_id", "tier", "usd_per_gpu_hour", "providers", "source", "as_of")
 
 

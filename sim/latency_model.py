@@ -16,12 +16,11 @@ latency profile (``sim.latency_profile``), so calibration replaces them without 
 
 from __future__ import annotations
 
-import numpy as np
-
 from sim.batch import Batch
 from sim.gpu import GpuSpec
 from sim.latency_profile import Coefficients
 from sim.model_spec import ModelSpec
+from sim.step_series import StepSeries
 
 _ACTIVATION_BYTES = 2  # activations stay in 16-bit for every weight format modelled here
 
@@ -61,7 +60,11 @@ class LatencyModel:
         self._per_seq_s = c.per_seq_overhead_ms * 1e-3
         self._per_prefill_seq_s = c.per_prefill_seq_overhead_ms * 1e-3
         flops = peak_flops(gpu, weight_dtype) * c.compute_efficiency * tp
-        self._s_per_token_compute = model.linear_flops_per_token / flops
+        # Logits are computed only where a token is sampled (once per sequence), not for
+        # every prompt token, so the LM head is charged per sequence.
+        lm_head_flops = 2 * model.hidden_size * model.vocab_size
+        self._s_per_token_compute = (model.linear_flops_per_token - lm_head_flops) / flops
+        self._s_per_seq_compute = lm_head_flops / flops
         self._s_per_pair_compute = model.attention_flops_per_token_per_context / flops
         bandwidth = gpu.mem_bandwidth_gb_per_s * 1e9 * c.memory_efficiency
         self._bandwidth = bandwidth
@@ -91,31 +94,41 @@ class LatencyModel:
         if tokens == 0:
             return 0.0
         pairs = batch.prefill_attention_pairs + batch.decode_context_tokens
-        compute = tokens * self._s_per_token_compute + pairs * self._s_per_pair_compute
+        seqs = batch.prefill_seqs + batch.decode_seqs
+        compute = (
+            tokens * self._s_per_token_compute
+            + seqs * self._s_per_seq_compute
+            + pairs * self._s_per_pair_compute
+        )
         kv_tokens = batch.decode_context_tokens + batch.prefill_kv_tokens
         memory = self._weight_s(tokens) + kv_tokens * self._s_per_kv_token
         return (
             self._overhead_s
-            + self._per_seq_s * (batch.prefill_seqs + batch.decode_seqs)
+            + self._per_seq_s * seqs
             + self._per_prefill_seq_s * batch.prefill_seqs
             + (compute if compute > memory else memory)
             + self._allreduce_fixed_s
             + self._allreduce_s_per_token * tokens
         )
 
-    def decode_run(self, num_seqs: int, first_context: int, num_steps: int) -> np.ndarray:
-        """Times of ``num_steps`` consecutive decode-only steps of ``num_seqs`` sequences.
+    def decode_run(self, num_seqs: int, first_context: int, num_steps: int) -> StepSeries:
+        """``num_steps`` consecutive decode-only steps of ``num_seqs`` sequences.
 
         Every step adds one token to every sequence, so the total context grows by
-        ``num_seqs`` per step; the times come out in one vectorised pass.
+        ``num_seqs`` per step and both roofline terms grow linearly (``sim.step_series``).
         """
-        context = first_context + num_seqs * np.arange(num_steps, dtype=np.float64)
         fixed = (
             self._overhead_s
             + self._per_seq_s * num_seqs
             + self._allreduce_fixed_s
             + self._allreduce_s_per_token * num_seqs
         )
-        compute = num_seqs * self._s_per_token_compute + context * self._s_per_pair_compute
-        memory = self._weight_s(num_seqs) + context * self._s_per_kv_token
-        return fixed + np.maximum(compute, memory)
+        pair_s, kv_s = self._s_per_pair_compute, self._s_per_kv_token
+        compute_first = (
+            num_seqs * (self._s_per_token_compute + self._s_per_seq_compute)
+            + first_context * pair_s
+        )
+        memory_first = self._weight_s(num_seqs) + first_context * kv_s
+        return StepSeries.of_lines(
+            fixed, compute_first, num_seqs * pair_s, memory_first, num_seqs * kv_s, num_steps
+        )

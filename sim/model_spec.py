@@ -235,20 +235,23 @@ def _from_hf_config(model_id: str, config: dict[str, Any]) -> ModelSpec:
             "cache this simulator does not model: pick a model with standard attention"
         )
 
-    def need(key: str) -> Any:
-        if config.get(key) is None:
-            raise ScenarioError(
-                f"model {model_id!r}: config.json has no {key!r}: this field is required "
-                "(is this a Hugging Face config.json of a decoder-only transformer?)"
-            )
-        return config[key]
+    def need(*keys: str) -> Any:
+        """The first of ``keys`` the config has (they are alternative names of one field)."""
+        for key in keys:
+            if config.get(key) is not None:
+                return config[key]
+        raise ScenarioError(
+            f"model {model_id!r}: config.json has no {' or '.join(map(repr, keys))}: this "
+            "field is required (is this a Hugging Face config.json of a decoder-only model?)"
+        )
 
     model_type = str(config.get("model_type") or (config.get("architectures") or ["?"])[0])
     is_opt = model_type == "opt"
     hidden = need("hidden_size")
     heads = need("num_attention_heads")
     head_dim = config.get("head_dim") or _derived_head_dim(model_id, hidden, heads)
-    intermediate = need("ffn_dim") if is_opt else need("intermediate_size")
+    # OPT names its FFN width ffn_dim; an all-MoE config may give only the expert width.
+    intermediate = need("ffn_dim") if is_opt else need("intermediate_size", "moe_intermediate_size")
     num_layers = need("num_hidden_layers")
     num_experts = (
         config.get("num_local_experts") or config.get("num_experts")

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import simpy
 
 from sim.latency_model import LatencyModel
 from sim.request import Request
 from sim.scheduler import ContinuousScheduler
+from sim.step_series import StepSeries
 from sim.step_log import StepLog
 
 
@@ -67,45 +67,41 @@ class Replica:
             used_start = pool.num_used
             steps = scheduler.decode_horizon() if self._macro_steps else 1
             if steps == 1:
-                durations: np.ndarray | float = self.latency.step_time(batch)
-                yield env.timeout(durations)
+                timing: StepSeries | float = self.latency.step_time(batch)
+                yield env.timeout(timing)
             else:
-                durations = self.latency.decode_run(
+                timing = self.latency.decode_run(
                     batch.decode_seqs, batch.decode_context_tokens, steps
                 )
-                steps, durations = yield from self._sleep_through(durations)
+                timing = yield from self._sleep_through(timing)
+                steps = timing.num_steps
             finished = scheduler.complete(steps, env.now)
             self.busy_s += env.now - start
-            self.log.add(
-                start,
-                durations,
-                steps,
-                batch.decode_seqs,
-                batch.prefill_seqs,
-                batch.prefill_tokens,
-                used_start,
-                pool.num_used,
-            )
+            self.log.add(start, timing, steps, batch, used_start, pool.num_used)
             for request in finished:
                 self._on_finish(request)
 
-    def _sleep_through(self, durations: np.ndarray):
-        """Wait out a decode run; cut it short after the current step if work arrives."""
+    def _sleep_through(self, run: StepSeries):
+        """Wait out a decode run; cut it short after the current step if work arrives.
+
+        The wake-up event doubles as the run's end: the timeout's callback fires it with
+        "done" unless an arrival fired it first.
+        """
         env = self.env
-        total = float(durations.sum())
         if not self.scheduler.admission_open():
-            yield env.timeout(total)
-            return len(durations), durations
+            yield env.timeout(run.total)
+            return run
         start = env.now
-        self._wake = env.event()
-        timeout = env.timeout(total)
-        yield timeout | self._wake
+        wake = self._wake = env.event()
+        env.timeout(run.total).callbacks.append(
+            lambda _: wake.triggered or wake.succeed("done")
+        )
+        reason = yield wake
         self._wake = None
-        if timeout.processed:
-            return len(durations), durations
-        ends = np.cumsum(durations)
+        if reason == "done":
+            return run
         # Steps that had started by now run to completion; the arrival joins the next one.
-        started = int(np.searchsorted(ends, env.now - start, side="left")) + 1
-        done = min(max(started, 1), len(durations))
-        yield env.timeout(max(0.0, start + float(ends[done - 1]) - env.now))
-        return done, durations[:done]
+        started = max(1, run.steps_started_before(env.now - start))
+        cut, total = run.prefix(started)
+        yield env.timeout(max(0.0, start + total - env.now))
+        return cut

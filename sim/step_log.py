@@ -1,9 +1,9 @@
 """What each replica did, step by step, kept in aggregate so a long run stays cheap.
 
-One entry per *run* of identical steps (a single step, or a run of decode steps planned at once),
-columnar in plain lists; the step durations of decode runs are kept as arrays because the
-inter-token latency distribution is exactly the distribution of step durations, weighted by how
-many sequences were decoding in each step.
+One row per *run* of identical steps (a single step, or a run of decode steps planned at once).
+The inter-token latency distribution is exactly the distribution of step durations, weighted by
+how many sequences were decoding in each step; decode runs keep their closed-form step series
+so the per-step durations can be expanded once, at the end.
 """
 
 from __future__ import annotations
@@ -11,66 +11,45 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from sim.batch import Batch
+from sim.step_series import StepSeries
+
+COLUMNS = [
+    "start_s", "num_steps", "duration_s", "decode_seqs", "prefill_seqs", "prefill_tokens",
+    "kv_used_start", "kv_used_end",
+]
+
 
 class StepLog:
     def __init__(self) -> None:
-        self.start_s: list[float] = []
-        self.num_steps: list[int] = []
-        self.duration_s: list[float] = []
-        self.decode_seqs: list[int] = []
-        self.prefill_seqs: list[int] = []
-        self.prefill_tokens: list[int] = []
-        self.kv_used_start: list[int] = []
-        self.kv_used_end: list[int] = []
-        self._itl_durations: list[np.ndarray | float] = []
-        self._itl_weights: list[int] = []
+        self._rows: list[tuple] = []
+        self._itl: list[tuple[StepSeries | float, int]] = []
 
-    def add(
-        self,
-        start_s: float,
-        durations: np.ndarray | float,
-        num_steps: int,
-        decode_seqs: int,
-        prefill_seqs: int,
-        prefill_tokens: int,
-        kv_used_start: int,
-        kv_used_end: int,
-    ) -> None:
-        total = durations if isinstance(durations, float) else float(durations.sum())
-        self.start_s.append(start_s)
-        self.num_steps.append(num_steps)
-        self.duration_s.append(total)
-        self.decode_seqs.append(decode_seqs)
-        self.prefill_seqs.append(prefill_seqs)
-        self.prefill_tokens.append(prefill_tokens)
-        self.kv_used_start.append(kv_used_start)
-        self.kv_used_end.append(kv_used_end)
-        if decode_seqs:
-            self._itl_durations.append(durations)
-            self._itl_weights.append(decode_seqs)
+    def add(self, start_s: float, timing: StepSeries | float, num_steps: int, batch: Batch,
+            kv_used_start: int, kv_used_end: int) -> None:
+        total = timing if isinstance(timing, float) else timing.total
+        self._rows.append(
+            (start_s, num_steps, total, batch.decode_seqs, batch.prefill_seqs,
+             batch.prefill_tokens, kv_used_start, kv_used_end)
+        )
+        if batch.decode_seqs:
+            self._itl.append((timing, batch.decode_seqs))
 
     def __len__(self) -> int:
-        return len(self.start_s)
+        return len(self._rows)
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(
-            {
-                "start_s": self.start_s,
-                "num_steps": self.num_steps,
-                "duration_s": self.duration_s,
-                "decode_seqs": self.decode_seqs,
-                "prefill_seqs": self.prefill_seqs,
-                "prefill_tokens": self.prefill_tokens,
-                "kv_used_start": self.kv_used_start,
-                "kv_used_end": self.kv_used_end,
-            }
-        )
+        return pd.DataFrame.from_records(self._rows, columns=COLUMNS)
 
     def itl_samples(self) -> tuple[np.ndarray, np.ndarray]:
         """(step durations, weights): one entry per decode step, weighted by its decoders."""
-        if not self._itl_durations:
+        if not self._itl:
             return np.empty(0), np.empty(0)
-        parts = [np.atleast_1d(np.asarray(d, dtype=np.float64)) for d in self._itl_durations]
+        parts = [
+            np.array([t]) if isinstance(t, float) else t.durations() for t, _ in self._itl
+        ]
         durations = np.concatenate(parts)
-        weights = np.repeat(np.asarray(self._itl_weights, dtype=np.float64), [len(p) for p in parts])
+        weights = np.repeat(
+            np.array([w for _, w in self._itl], dtype=np.float64), [len(p) for p in parts]
+        )
         return durations, weights

@@ -1,0 +1,102 @@
+"""A run of consecutive decode steps whose durations grow linearly, in closed form.
+
+During a decode run every step adds one token to each of ``n`` sequences, so the context read
+grows by ``n`` per step and each roofline term is linear in the step index. The step time is
+``fixed + max(compute line, memory line)``: at most two linear pieces, split where the lines
+cross. Totals, cut points and samples then need no per-step loop.
+
+    duration(i) = first + slope * i            for i in [0, count) of each piece
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Piece(NamedTuple):
+    first: float  # duration of the piece's first step, seconds
+    slope: float  # growth per step, seconds
+    count: int
+
+    def total(self, steps: int | None = None) -> float:
+        m = self.count if steps is None else steps
+        return m * self.first + self.slope * m * (m - 1) / 2
+
+    def steps_before(self, elapsed: float) -> int:
+        """Steps of this piece that start strictly before ``elapsed`` (from its start)."""
+        if elapsed <= 0:
+            return 0
+        a, b = self.first, self.slope
+        if b <= 0:
+            m = math.ceil(elapsed / a)
+        else:  # smallest m with total(m) >= elapsed: b/2 m^2 + (a - b/2) m - elapsed = 0
+            h = a - b / 2
+            m = math.ceil((-h + math.sqrt(h * h + 2 * b * elapsed)) / b)
+        # guard the float solution against an off-by-one either way
+        while m > 0 and self.total(m - 1) >= elapsed:
+            m -= 1
+        while self.total(m) < elapsed:
+            m += 1
+        return min(m, self.count)
+
+
+class StepSeries:
+    """Consecutive steps as one or two linear pieces."""
+
+    __slots__ = ("pieces", "num_steps", "total")
+
+    def __init__(self, pieces: tuple[Piece, ...]) -> None:
+        self.pieces = pieces
+        self.num_steps = sum(p.count for p in pieces)
+        self.total = sum(p.total() for p in pieces)
+
+    @classmethod
+    def of_lines(cls, fixed: float, a1: float, b1: float, a2: float, b2: float,
+                 count: int) -> StepSeries:
+        """Steps ``fixed + max(a1 + b1*i, a2 + b2*i)`` for ``i`` in ``[0, count)``."""
+        if a1 < a2 or (a1 == a2 and b1 < b2):
+            a1, b1, a2, b2 = a2, b2, a1, b1  # line 1 is on top at i = 0
+        if b1 >= b2 or count == 1:
+            return cls((Piece(fixed + a1, b1, count),))
+        cross = math.ceil((a1 - a2) / (b2 - b1))  # first step where line 2 is on top
+        if cross >= count:
+            return cls((Piece(fixed + a1, b1, count),))
+        if cross <= 0:
+            return cls((Piece(fixed + a2, b2, count),))
+        return cls(
+            (
+                Piece(fixed + a1, b1, cross),
+                Piece(fixed + a2 + b2 * cross, b2, count - cross),
+            )
+        )
+
+    def prefix(self, steps: int) -> tuple[StepSeries, float]:
+        """The first ``steps`` steps and their total time."""
+        pieces, left = [], steps
+        for piece in self.pieces:
+            if left <= 0:
+                break
+            take = min(left, piece.count)
+            pieces.append(Piece(piece.first, piece.slope, take))
+            left -= take
+        cut = StepSeries(tuple(pieces))
+        return cut, cut.total
+
+    def steps_started_before(self, elapsed: float) -> int:
+        """How many steps have started strictly before ``elapsed`` seconds into the run."""
+        started = 0
+        for piece in self.pieces:
+            span = piece.total()
+            if elapsed <= span:
+                return started + piece.steps_before(elapsed)
+            started += piece.count
+            elapsed -= span
+        return started
+
+    def durations(self) -> np.ndarray:
+        return np.concatenate(
+            [p.first + p.slope * np.arange(p.count, dtype=np.float64) for p in self.pieces]
+        )

@@ -1,0 +1,55 @@
+"""Small building blocks for engine tests: a latency model with round numbers, and setups."""
+
+from __future__ import annotations
+
+from sim.batch import Batch
+from sim.engine import EngineSetup
+from sim.scheduler import SchedulerLimits
+from sim.step_series import StepSeries
+
+
+class LinearLatency:
+    """step = base + per_token * tokens + per_context * decode context (seconds).
+
+    Simple enough that a test can compute a timeline by hand, and shaped like the real model
+    (a decode run's durations grow linearly), so both engine modes can be compared on it.
+    """
+
+    def __init__(self, base: float = 0.010, per_token: float = 0.001, per_context: float = 0.0):
+        self.base, self.per_token, self.per_context = base, per_token, per_context
+
+    def step_time(self, batch: Batch) -> float:
+        tokens = batch.prefill_tokens + batch.decode_seqs
+        return self.base + self.per_token * tokens + self.per_context * batch.decode_context_tokens
+
+    def decode_run(self, num_seqs: int, first_context: int, num_steps: int) -> StepSeries:
+        a = self.per_token * num_seqs + self.per_context * first_context
+        return StepSeries.of_lines(
+            self.base, a, self.per_context * num_seqs, 0.0, 0.0, num_steps
+        )
+
+
+def make_setup(
+    *,
+    num_gpu_blocks: int = 1000,
+    block_size: int = 16,
+    max_num_seqs: int = 256,
+    max_num_batched_tokens: int = 2048,
+    chunked_prefill: bool = True,
+    prefix_caching: bool = True,
+    max_model_len: int | None = None,
+    latency: object | None = None,
+    replicas: int = 1,
+    router: str = "round_robin",
+    macro_steps: bool = True,
+) -> EngineSetup:
+    return EngineSetup(
+        limits=SchedulerLimits(max_num_seqs, max_num_batched_tokens, block_size, chunked_prefill),
+        num_gpu_blocks=num_gpu_blocks,
+        prefix_caching=prefix_caching,
+        max_model_len=max_model_len or num_gpu_blocks * block_size,
+        latency=latency or LinearLatency(),  # type: ignore[arg-type]
+        replicas=replicas,
+        router=router,
+        macro_steps=macro_steps,
+    )

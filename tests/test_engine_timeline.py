@@ -1,0 +1,118 @@
+"""Exact small timelines: what one or two requests see on an otherwise idle engine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sim.engine import simulate
+from sim.workload import Workload
+from tests.helpers import LinearLatency, make_setup
+
+
+def one_request(prompt: int, output: int, arrival: float = 0.0) -> Workload:
+    return Workload.from_arrays([arrival], [prompt], [output])
+
+
+@pytest.mark.parametrize("macro", [True, False])
+def test_single_request_ttft_is_its_prefill_step_and_e2e_the_sum_of_steps(macro: bool) -> None:
+    latency = LinearLatency(base=0.010, per_token=0.001, per_context=0.0)
+    result = simulate(make_setup(latency=latency, macro_steps=macro), one_request(100, 5, 2.0))
+    row = result.records.iloc[0]
+    prefill = 0.010 + 0.001 * 100  # one step computes all 100 prompt tokens
+    decode = 0.010 + 0.001 * 1  # then each of the other 4 tokens is one decode step
+    assert row.first_token_s == pytest.approx(2.0 + prefill, abs=1e-12)
+    assert row.finish_s == pytest.approx(2.0 + prefill + 4 * decode, abs=1e-12)
+    assert row.ttft_s == pytest.approx(prefill, abs=1e-12)
+    assert row.tpot_s == pytest.approx(decode, abs=1e-12)
+    assert row.output_tokens == 5 and row.preemptions == 0
+
+
+def test_long_prompt_is_chunked_by_the_token_budget() -> None:
+    latency = LinearLatency(base=0.010, per_token=0.001)
+    setup = make_setup(latency=latency, max_num_batched_tokens=256)
+    row = simulate(setup, one_request(600, 1)).records.iloc[0]
+    # 256 + 256 + 88 tokens over three steps; the first token comes with the last chunk
+    expected = 3 * 0.010 + 0.001 * 600
+    assert row.first_token_s == pytest.approx(expected, abs=1e-12)
+    assert row.finish_s == row.first_token_s
+
+
+def test_decode_context_grows_by_one_token_per_step() -> None:
+    latency = LinearLatency(base=0.0, per_token=0.0, per_context=0.001)
+    row = simulate(make_setup(latency=latency), one_request(10, 4)).records.iloc[0]
+    # prefill step: no decode context; decode steps attend to 11, 12, 13 tokens
+    assert row.finish_s == pytest.approx(0.001 * (11 + 12 + 13), abs=1e-12)
+
+
+def test_second_request_joins_the_running_batch_at_the_next_step_boundary() -> None:
+    latency = LinearLatency(base=0.010, per_token=0.0)
+    workload = Workload.from_arrays([0.0, 0.015], [32, 32], [10, 2])
+    records = simulate(make_setup(latency=latency), workload).records
+    first, second = records.iloc[0], records.iloc[1]
+    # steps are 10 ms; the arrival at 15 ms is scheduled in the step starting at 20 ms
+    assert second.first_scheduled_s == pytest.approx(0.020)
+    assert second.first_token_s == pytest.approx(0.030)
+    assert second.finish_s == pytest.approx(0.040)
+    assert first.finish_s == pytest.approx(0.100)  # 10 steps, one token each, never delayed
+
+
+def test_prefix_cache_hit_skips_the_shared_prompt() -> None:
+    latency = LinearLatency(base=0.010, per_token=0.001)
+    workload = Workload.from_arrays(
+        [0.0, 1.0], [320, 320], [1, 1], prefix_key=[5, 5], prefix_tokens=[256, 256]
+    )
+    records = simulate(make_setup(latency=latency), workload).records
+    assert records.iloc[0].cached_tokens == 0
+    assert records.iloc[1].cached_tokens == 256
+    assert records.iloc[1].ttft_s == pytest.approx(0.010 + 0.001 * 64)
+
+
+def test_fully_cached_prompt_still_recomputes_its_last_token() -> None:
+    latency = LinearLatency(base=0.010, per_token=0.001)
+    workload = Workload.from_arrays(
+        [0.0, 1.0], [64, 64], [1, 1], prefix_key=[3, 3], prefix_tokens=[64, 64]
+    )
+    records = simulate(make_setup(latency=latency), workload).records
+    # 63 tokens' worth of full blocks could hit, but only 3 whole blocks (48 tokens) do,
+    # because vLLM always leaves at least one token to compute
+    assert records.iloc[1].cached_tokens == 48
+    assert records.iloc[1].ttft_s == pytest.approx(0.010 + 0.001 * 16)
+
+
+def test_without_prefix_caching_nothing_hits() -> None:
+    workload = Workload.from_arrays(
+        [0.0, 1.0], [320, 320], [1, 1], prefix_key=[5, 5], prefix_tokens=[256, 256]
+    )
+    result = simulate(make_setup(prefix_caching=False), workload)
+    assert result.records["cached_tokens"].tolist() == [0, 0]
+    assert result.prefix_cache_hit_rate == 0.0
+
+
+def test_memory_pressure_preempts_the_youngest_and_recomputes_it() -> None:
+    # 10 blocks of 4 tokens; two requests of 8-token prompts growing to 23 tokens (6 blocks)
+    latency = LinearLatency(base=0.010, per_token=0.0)
+    workload = Workload.from_arrays([0.0, 0.0], [8, 8], [16, 16])
+    setup = make_setup(latency=latency, num_gpu_blocks=10, block_size=4)
+    result = simulate(setup, workload)
+    records = result.records
+    assert result.preemptions >= 1
+    assert records.iloc[0].preemptions == 0  # the oldest is never the victim here
+    assert records.iloc[1].preemptions >= 1
+    assert records["output_tokens"].tolist() == [16, 16]
+    # the older request ran without interruption: 1 prefill + 15 decode steps
+    assert records.iloc[0].finish_s == pytest.approx(16 * 0.010)
+
+
+def test_requests_longer_than_max_model_len_are_rejected_and_counted() -> None:
+    workload = Workload.from_arrays([0.0, 0.0], [100, 5000], [10, 10])
+    result = simulate(make_setup(max_model_len=4096), workload)
+    assert result.records["status"].tolist() == ["completed", "rejected"]
+    assert result.rejected_reasons == {"prompt_exceeds_max_model_len": 1}
+    assert np.isnan(result.records.iloc[1].finish_s)
+
+
+def test_output_is_truncated_at_max_model_len() -> None:
+    result = simulate(make_setup(max_model_len=128), one_request(100, 500))
+    assert result.records.iloc[0].output_tokens == 28
+    assert result.truncated_outputs == 1

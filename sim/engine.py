@@ -19,7 +19,7 @@ from sim.errors import ScenarioError
 from sim.latency_model import LatencyModel
 from sim.prefix_hash import shared_block_hashes
 from sim.record import RequestRecord, records_frame
-from sim.replica import Replica
+from sim.replica import ArrivalClock, Replica
 from sim.request import Request
 from sim.router import make_router
 from sim.scheduler import ContinuousScheduler, SchedulerLimits
@@ -86,23 +86,24 @@ def simulate(
     env = simpy.Environment()
     records: list[RequestRecord] = []
 
-    def on_finish(r: Request) -> None:
+    def on_finish(r: Request, finish_s: float) -> None:
         records.append(
             RequestRecord(
                 r.rid, r.replica, "completed", r.arrival_s, r.first_scheduled_s,
-                r.first_token_s, env.now, r.prompt_tokens, r.num_output, r.cached_tokens,
+                r.first_token_s, finish_s, r.prompt_tokens, r.num_output, r.cached_tokens,
                 r.preemptions,
             )
         )
 
+    clock = ArrivalClock()
     replicas = [
-        Replica(env, i, _scheduler(setup), setup.latency, on_finish, setup.macro_steps)
+        Replica(env, i, _scheduler(setup), setup.latency, on_finish, clock, setup.macro_steps)
         for i in range(setup.replicas)
     ]
     counters = {"truncated": 0}
     rejected: dict[str, int] = {}
     env.process(
-        _arrivals(env, workload, setup, replicas, records, counters, rejected, progress)
+        _arrivals(env, workload, setup, replicas, clock, records, counters, rejected, progress)
     )
     env.run()
     steps = _steps_frame(replicas)
@@ -130,7 +131,7 @@ def _scheduler(setup: EngineSetup) -> ContinuousScheduler:
     return ContinuousScheduler(setup.limits, pool)
 
 
-def _arrivals(env, workload, setup, replicas, records, counters, rejected, progress):
+def _arrivals(env, workload, setup, replicas, clock, records, counters, rejected, progress):
     router = make_router(setup.router)
     block_size = setup.limits.block_size
     max_len = setup.max_model_len
@@ -144,6 +145,7 @@ def _arrivals(env, workload, setup, replicas, records, counters, rejected, progr
     total = len(workload)
     for rid, (arrival, prompt, output, key, shared) in enumerate(columns):
         if arrival > env.now:
+            clock.next_s = arrival
             yield env.timeout(arrival - env.now)
         if progress is not None and rid % _PROGRESS_EVERY == 0:
             progress(rid, total)
@@ -165,6 +167,7 @@ def _arrivals(env, workload, setup, replicas, records, counters, rejected, progr
             block_hashes=shared_block_hashes(key, shared, block_size) if setup.prefix_caching else (),
         )
         router.pick(replicas).submit(request)
+    clock.next_s = float("inf")
     if progress is not None:
         progress(total, total)
 

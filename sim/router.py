@@ -28,6 +28,8 @@ class LeastOutstanding:
     """The replica with the fewest requests waiting or running (lowest index on ties)."""
 
     def pick(self, replicas: Sequence[Replica]) -> Replica:
+        if len(replicas) == 1:
+            return replicas[0]
         return min(replicas, key=lambda r: r.num_outstanding)
 
 

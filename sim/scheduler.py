@@ -117,7 +117,11 @@ class ContinuousScheduler:
         if self._chunks or self._preempted_this_step or not self.decoding:
             return 1
         to_finish = self._next_finish_step() - self.step + 1
-        affordable = 1 + self._affordable_decode_steps(self.step + 1, self.pool.num_free)
+        free = self.pool.num_free
+        # each decoder needs at most one new block per block_size steps
+        if free >= len(self.decoding) * (to_finish // self.block_size + 1):
+            return to_finish
+        affordable = 1 + self._affordable_decode_steps(self.step + 1, free)
         return max(1, min(to_finish, affordable))
 
     def complete(self, num_steps: int, end_s: float) -> list[Request]:
@@ -262,6 +266,10 @@ class ContinuousScheduler:
             request.shared_held += 1
 
     def _batch(self) -> Batch:
+        decode_seqs = len(self.decoding)
+        decode_context = self._context_offset + (self.step + 1) * decode_seqs
+        if not self._chunks:
+            return Batch(0, 0, 0.0, 0, decode_seqs, decode_context)
         prefill_tokens = prefill_pairs = prefill_kv = 0
         for request, tokens in self._chunks:
             pairs, kv = chunk_terms(tokens, request.num_computed)
@@ -273,8 +281,8 @@ class ContinuousScheduler:
             prefill_seqs=len(self._chunks),
             prefill_attention_pairs=prefill_pairs,
             prefill_kv_tokens=prefill_kv,
-            decode_seqs=len(self.decoding),
-            decode_context_tokens=self.decode_context() + len(self.decoding),
+            decode_seqs=decode_seqs,
+            decode_context_tokens=decode_context,
         )
 
     # ---- decoding set bookkeeping ----------------------------------------------------------
@@ -310,12 +318,20 @@ class ContinuousScheduler:
         return heap[0][0]
 
     def _decode_demand(self, start: int, steps: int) -> int:
-        """New blocks the decoders need over ``steps`` steps from step ``start``."""
+        """New blocks the decoders need over ``steps`` steps from step ``start``.
+
+        Step ``s`` needs ``keys[-s % bs]`` blocks, so consecutive steps walk the keys
+        backwards: a whole cycle needs one block per decoder, the rest is a slice sum.
+        """
         bs = self.block_size
         keys = self._new_block_keys
-        full, rest = divmod(steps, bs)
-        total = len(self.decoding) * full
-        return total + sum(keys[-(start + j) % bs] for j in range(rest))
+        cycles, rest = divmod(steps, bs)
+        total = len(self.decoding) * cycles
+        if rest:
+            top = -start % bs  # keys[top], keys[top - 1], ... keys[top - rest + 1] (wrapping)
+            low = top - rest + 1
+            total += sum(keys[low : top + 1]) if low >= 0 else sum(keys[: top + 1]) + sum(keys[low:])
+        return total
 
     def _affordable_decode_steps(self, start: int, free: int) -> int:
         """The most decode steps from ``start`` whose new blocks fit in ``free`` blocks."""

@@ -23,7 +23,8 @@ COLUMNS = [
 class StepLog:
     def __init__(self) -> None:
         self._rows: list[tuple] = []
-        self._itl: list[tuple[StepSeries | float, int]] = []
+        # decode steps as linear pieces: (first duration, slope, count, decoding sequences)
+        self._itl: list[tuple[float, float, int, int]] = []
 
     def add(self, start_s: float, timing: StepSeries | float, num_steps: int, batch: Batch,
             kv_used_start: int, kv_used_end: int) -> None:
@@ -33,23 +34,28 @@ class StepLog:
              batch.prefill_tokens, kv_used_start, kv_used_end)
         )
         if batch.decode_seqs:
-            self._itl.append((timing, batch.decode_seqs))
+            if isinstance(timing, float):
+                self._itl.append((timing, 0.0, 1, batch.decode_seqs))
+            else:
+                self._itl.extend((*piece, batch.decode_seqs) for piece in timing.pieces)
 
     def __len__(self) -> int:
         return len(self._rows)
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame.from_records(self._rows, columns=COLUMNS)
+        table = np.array(self._rows, dtype=np.float64).reshape(-1, len(COLUMNS))
+        frame = pd.DataFrame(table, columns=COLUMNS)
+        integer = [c for c in COLUMNS if c not in ("start_s", "duration_s")]
+        return frame.astype({c: np.int64 for c in integer})
 
     def itl_samples(self) -> tuple[np.ndarray, np.ndarray]:
         """(step durations, weights): one entry per decode step, weighted by its decoders."""
         if not self._itl:
             return np.empty(0), np.empty(0)
-        parts = [
-            np.array([t]) if isinstance(t, float) else t.durations() for t, _ in self._itl
-        ]
-        durations = np.concatenate(parts)
-        weights = np.repeat(
-            np.array([w for _, w in self._itl], dtype=np.float64), [len(p) for p in parts]
-        )
-        return durations, weights
+        table = np.array(self._itl, dtype=np.float64)
+        first, slope = table[:, 0], table[:, 1]
+        count, seqs = table[:, 2].astype(np.int64), table[:, 3]
+        piece = np.repeat(np.arange(len(count)), count)
+        index_in_piece = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+        durations = first[piece] + slope[piece] * index_in_piece
+        return durations, seqs[piece]

@@ -42,6 +42,11 @@ class Piece(NamedTuple):
             m += 1
         return min(m, self.count)
 
+    def steps_within(self, elapsed: float) -> int:
+        """Steps of this piece that have ended by ``elapsed`` (from its start)."""
+        m = self.steps_before(elapsed)  # the first m steps end at or after elapsed
+        return m - 1 if m > 0 and self.total(m) > elapsed else m
+
 
 class StepSeries:
     """Consecutive steps as one or two linear pieces."""
@@ -50,8 +55,12 @@ class StepSeries:
 
     def __init__(self, pieces: tuple[Piece, ...]) -> None:
         self.pieces = pieces
-        self.num_steps = sum(p.count for p in pieces)
-        self.total = sum(p.total() for p in pieces)
+        steps = total = 0
+        for first, slope, count in pieces:
+            steps += count
+            total += count * first + slope * count * (count - 1) / 2
+        self.num_steps = steps
+        self.total = total
 
     @classmethod
     def of_lines(cls, fixed: float, a1: float, b1: float, a2: float, b2: float,
@@ -95,6 +104,17 @@ class StepSeries:
             started += piece.count
             elapsed -= span
         return started
+
+    def steps_ended_by(self, elapsed: float) -> int:
+        """How many steps have ended by ``elapsed`` seconds into the run."""
+        ended = 0
+        for piece in self.pieces:
+            span = piece.total()
+            if elapsed < span:
+                return ended + piece.steps_within(elapsed)
+            ended += piece.count
+            elapsed -= span
+        return ended
 
     def durations(self) -> np.ndarray:
         return np.concatenate(

@@ -1,0 +1,166 @@
+"""The `servesim` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from sim.errors import ScenarioError
+
+EXIT_USER_ERROR = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except ScenarioError as exc:
+        print(f"servesim: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("servesim: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="servesim",
+        description="Simulate an LLM serving fleet: latency and cost of a scenario.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="simulate a scenario file")
+    run.add_argument("scenario", help="scenario YAML file (see examples/ and docs/scenario.md)")
+    run.add_argument("--out", type=Path, help="also write requests.parquet, steps.parquet, "
+                     "summary.json and scenario.yaml into this folder")
+    run.add_argument("--format", choices=["table", "json"], default="table")
+    run.add_argument("--seed", type=int, help="override the scenario's seed")
+    run.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    run.set_defaults(handler=_run)
+
+    for name, helptext in (("models", "list catalog models"), ("gpus", "list catalog GPUs"),
+                           ("prices", "list catalog GPU prices with source and date")):
+        sub = commands.add_parser(name, help=helptext)
+        sub.add_argument("--format", choices=["table", "json"], default="table")
+        sub.set_defaults(handler=_catalog_handler(name))
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sim.run import run_scenario
+    from sim.scenario import load_scenario
+    from sim.report import format_table
+
+    scenario = load_scenario(args.scenario)
+    if args.seed is not None:
+        scenario = scenario.with_seed(args.seed)
+    with _progress(enabled=not args.no_progress) as progress:
+        outcome = run_scenario(scenario, progress=progress)
+    if args.out:
+        _write_outputs(args.out, outcome)
+    if args.format == "json":
+        print(json.dumps(outcome.summary, indent=2))
+    else:
+        print(format_table(outcome.summary))
+    return 0
+
+
+def _write_outputs(folder: Path, outcome) -> None:
+    from sim.scenario import scenario_yaml
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ScenarioError(f"--out {folder}: cannot create the folder ({exc})") from None
+    outcome.result.records.to_parquet(folder / "requests.parquet", index=False)
+    outcome.result.steps.to_parquet(folder / "steps.parquet", index=False)
+    (folder / "summary.json").write_text(json.dumps(outcome.summary, indent=2) + "\n")
+    (folder / "scenario.yaml").write_text(scenario_yaml(outcome.deployment.scenario))
+
+
+class _progress:
+    """A tqdm bar over arrivals on stderr, only when stderr is a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.bar = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from tqdm import tqdm
+
+        def update(done: int, total: int) -> None:
+            if self.bar is None:
+                self.bar = tqdm(total=total, unit="req", desc="simulating", file=sys.stderr,
+                                leave=False)
+            self.bar.update(done - self.bar.n)
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _catalog_handler(name: str):
+    def handler(args: argparse.Namespace) -> int:
+        rows = _catalog_rows(name)
+        if args.format == "json":
+            print(json.dumps(rows, indent=2))
+        else:
+            columns = list(rows[0]) if rows else []
+            widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]
+            print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+            for row in rows:
+                print("  ".join(str(row[c]).ljust(w) for c, w in zip(columns, widths)))
+        return 0
+
+    return handler
+
+
+def _catalog_rows(name: str) -> list[dict]:
+    if name == "models":
+        from sim.model_catalog import list_models, load_model
+
+        rows = []
+        for model_id in list_models():
+            m = load_model(model_id)
+            rows.append({
+                "id": m.id,
+                "params_b": round(m.total_params / 1e9, 2),
+                "active_params_b": round(m.active_params / 1e9, 2),
+                "layers": m.num_layers,
+                "kv_heads": m.num_kv_heads,
+                "kv_kib_per_token_bf16": m.kv_bytes_per_token("bf16") // 1024,
+                "max_context": m.max_position_embeddings,
+            })
+        return rows
+    if name == "gpus":
+        from sim.gpu import list_gpus, load_gpu
+
+        return [
+            {
+                "id": g.id, "hbm_gib": g.hbm_gib, "bandwidth_gb_s": g.mem_bandwidth_gb_per_s,
+                "bf16_tflops": g.bf16_tflops, "fp8_tflops": g.fp8_tflops or "-",
+                "interconnect": g.interconnect,
+            }
+            for g in map(load_gpu, list_gpus())
+        ]
+    from sim.price import list_prices
+
+    return [
+        {"gpu": p.gpu_id, "tier": p.tier, "usd_per_gpu_hour": p.usd_per_gpu_hour,
+         "providers": p.providers, "as_of": p.as_of}
+        for p in list_prices()
+    ]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

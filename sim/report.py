@@ -1,0 +1,70 @@
+"""Human-readable rendering of a run summary (the CLI's table format)."""
+
+from __future__ import annotations
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if abs(value) >= 1e6:
+        return f"{value:,.0f}"
+    return f"{value:,.{digits}f}"
+
+
+def _latency_rows(summary: dict) -> list[str]:
+    head = f"  {'':<8}{'mean':>10}{'p50':>10}{'p90':>10}{'p95':>10}{'p99':>10}"
+    rows = [head]
+    for key, label in (("ttft_ms", "TTFT"), ("tpot_ms", "TPOT"), ("itl_ms", "ITL"),
+                       ("e2e_ms", "E2E"), ("queue_ms", "queue")):
+        d = summary[key]
+        cells = "".join(f"{_fmt(d[q]):>10}" for q in ("mean", "p50", "p90", "p95", "p99"))
+        rows.append(f"  {label:<8}{cells}")
+    return rows
+
+
+def format_table(summary: dict) -> str:
+    req, thr, kv, cost = summary["requests"], summary["throughput"], summary["kv"], summary["cost"]
+    slo, good = summary["slo"], summary["goodput"]
+    lines = [
+        f"{summary['scenario']}: {summary['model']} on {summary['replicas']} x "
+        f"{summary['gpu']} (TP {summary['tensor_parallel']}), seed {summary['seed']}",
+        f"latency profile: {summary['latency_profile']['name']}",
+        "",
+        f"requests   {req['completed']:,} completed of {req['arrived']:,} arrived, "
+        f"{req['rejected']:,} rejected, {req['truncated_outputs']:,} outputs truncated",
+        f"simulated  {_fmt(summary['duration_s'])} s in {summary['wall_s']:.2f} s wall",
+        "",
+        "latency (ms)",
+        *_latency_rows(summary),
+        "",
+        f"throughput {_fmt(thr['requests_per_s'], 2)} req/s, "
+        f"{_fmt(thr['input_tokens_per_s'], 0)} input tok/s, "
+        f"{_fmt(thr['output_tokens_per_s'], 0)} output tok/s",
+    ]
+    if slo["ttft_p95_ms"] is not None or slo["tpot_p95_ms"] is not None:
+        verdict = []
+        if slo["ttft_p95_ms"] is not None:
+            verdict.append(f"p95 TTFT <= {_fmt(slo['ttft_p95_ms'], 0)} ms: "
+                           f"{'met' if slo['ttft_p95_met'] else 'MISSED'}")
+        if slo["tpot_p95_ms"] is not None:
+            verdict.append(f"p95 TPOT <= {_fmt(slo['tpot_p95_ms'], 0)} ms: "
+                           f"{'met' if slo['tpot_p95_met'] else 'MISSED'}")
+        lines.append("SLO        " + "; ".join(verdict))
+        lines.append(f"goodput    {_fmt(good['requests_per_s'], 2)} req/s "
+                     f"({_fmt(100 * (good['fraction_meeting_slo'] or 0), 1)} % of requests)")
+    batch = summary["batch_size"]
+    lines += [
+        f"KV cache   {kv['num_gpu_blocks']:,} blocks x {kv['block_size']} tokens, "
+        f"mean use {100 * kv['mean_utilization']:.1f} %, {kv['preemptions']:,} preemptions, "
+        f"prefix hit rate {100 * kv['prefix_cache_hit_rate']:.1f} %",
+        f"batch      mean {_fmt(batch['mean'])} sequences, p99 {_fmt(batch['p99'], 0)}; "
+        f"replicas busy {100 * summary['replica_busy_fraction']:.1f} % of the time",
+        "",
+        f"cost       {cost['gpus']} GPU(s) x ${cost['usd_per_gpu_hour']:.2f}/h = "
+        f"${cost['usd_per_hour']:.2f}/h ({cost['price_tier']}, {cost['price_as_of'] or 'scenario'})",
+        f"           ${_fmt(cost['usd_total'], 2)} for the run, "
+        f"${_fmt(cost['usd_per_million_output_tokens'], 3)} per 1M output tokens, "
+        f"{_fmt(cost['output_tokens_per_usd'], 0)} output tokens per $",
+        f"           ${_fmt(cost['monthly_usd'], 0)} per month for this fleet",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,144 @@
+"""The command line: outputs other tools rely on, and clear errors for bad scenarios."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from sim.cli import main
+from sim.scenario import load_scenario
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+SMALL = {
+    "name": "small",
+    "seed": 3,
+    "model": "llama-3.1-8b",
+    "hardware": {"gpu": "h100-sxm"},
+    "workload": {
+        "arrivals": {"process": "poisson", "rate_per_s": 4},
+        "num_requests": 200,
+        "lengths": {
+            "input": {"dist": "lognormal", "mean": 800, "sigma": 0.8, "max": 8000},
+            "output": {"dist": "exponential", "mean": 150, "max": 1000},
+        },
+    },
+    "slo": {"ttft_p95_ms": 300, "tpot_p95_ms": 40},
+}
+
+
+def write(tmp_path: Path, data: dict, name: str = "s.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def run_json(capsys: pytest.CaptureFixture, *args: str) -> dict:
+    assert main(["run", *args, "--format", "json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_json_summary_has_the_documented_keys(tmp_path: Path, capsys) -> None:
+    summary = run_json(capsys, str(write(tmp_path, SMALL)))
+    assert summary["requests"] == {
+        "arrived": 200, "completed": 200, "rejected": 0, "rejected_reasons": {},
+        "truncated_outputs": 0,
+    }
+    for key in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"):
+        assert set(summary[key]) == {"mean", "p50", "p90", "p95", "p99"}
+        assert summary[key]["p50"] <= summary[key]["p99"]
+    assert set(summary["throughput"]) == {
+        "requests_per_s", "input_tokens_per_s", "output_tokens_per_s"
+    }
+    assert {"num_gpu_blocks", "mean_utilization", "preemptions", "prefix_cache_hit_rate"} <= set(
+        summary["kv"]
+    )
+    assert {"gpus", "usd_per_hour", "usd_total", "usd_per_million_output_tokens",
+            "output_tokens_per_usd"} <= set(summary["cost"])
+    assert summary["duration_s"] > 0 and summary["wall_s"] > 0
+    cost = summary["cost"]
+    assert cost["usd_total"] == pytest.approx(cost["usd_per_hour"] * summary["duration_s"] / 3600)
+
+
+def test_out_folder_holds_records_summary_and_a_scenario_that_loads_back(
+    tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "out"
+    assert main(["run", str(write(tmp_path, SMALL)), "--out", str(out), "--seed", "9"]) == 0
+    assert "TTFT" in capsys.readouterr().out
+    records = pd.read_parquet(out / "requests.parquet")
+    assert len(records) == 200 and {"ttft_s", "tpot_s", "e2e_s"} <= set(records.columns)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["seed"] == 9
+    again = load_scenario(out / "scenario.yaml")
+    assert again.seed == 9 and again.model == "llama-3.1-8b"
+
+
+def test_same_seed_same_records_other_seed_other_records(tmp_path: Path, capsys) -> None:
+    path = str(write(tmp_path, SMALL))
+    frames = []
+    for seed, folder in (("1", "a"), ("1", "b"), ("2", "c")):
+        assert main(["run", path, "--seed", seed, "--out", str(tmp_path / folder)]) == 0
+        frames.append(pd.read_parquet(tmp_path / folder / "requests.parquet"))
+    pd.testing.assert_frame_equal(frames[0], frames[1])
+    assert not frames[0]["arrival_s"].equals(frames[2]["arrival_s"])
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"hardware": {"gpu": "h100-sxm", "replicaz": 2}}, "hardware.replicaz: unknown key"),
+        ({"engine": {"block_size": 17}}, "engine.block_size"),
+        ({"engine": {"max_num_seqs": "many"}}, "engine.max_num_seqs"),
+        ({"hardware": {"gpu": "h100-sxm", "gpu_memory_utilization": 1.5}},
+         "hardware.gpu_memory_utilization"),
+        ({"model": "gpt-17"}, "gpt-17"),
+        ({"hardware": {"gpu": "tpu-v9"}}, "tpu-v9"),
+        ({"model": "llama-3.1-70b", "hardware": {"gpu": "l4"}}, "tensor_parallel"),
+        ({"engine": {"max_num_seqs": 512, "max_num_batched_tokens": 256}},
+         "max_num_batched_tokens"),
+        ({"engine": {"max_model_len": 500_000}}, "max_model_len"),
+        ({"workload": {"num_requests": 5}}, "workload"),
+        ({"slo": {"ttft_p95_ms": -1}}, "slo.ttft_p95_ms"),
+        ({"hardware": {"gpu": "rtx-4090"}}, "price_usd_per_hour"),
+    ],
+)
+def test_bad_scenarios_exit_2_naming_the_field(tmp_path: Path, capsys, change: dict,
+                                               expected: str) -> None:
+    data = {**SMALL, **change}
+    assert main(["run", str(write(tmp_path, data))]) == 2
+    captured = capsys.readouterr()
+    assert expected in captured.err
+    assert "Traceback" not in captured.err and captured.out == ""
+
+
+def test_unreadable_files_exit_2(tmp_path: Path, capsys) -> None:
+    assert main(["run", str(tmp_path / "missing.yaml")]) == 2
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model: [unclosed\n")
+    assert main(["run", str(broken)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+
+
+def test_price_override_is_used_and_reported(tmp_path: Path, capsys) -> None:
+    data = {**SMALL, "hardware": {"gpu": "rtx-4090", "price_usd_per_hour": 0.5, "replicas": 2}}
+    summary = run_json(capsys, str(write(tmp_path, data)))
+    assert summary["cost"]["usd_per_hour"] == pytest.approx(1.0)
+    assert summary["cost"]["price_tier"] == "scenario"
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_example_scenario_is_valid(example: Path) -> None:
+    scenario = load_scenario(example)
+    assert scenario.model and scenario.hardware.gpu
+
+
+@pytest.mark.parametrize("command", ["models", "gpus", "prices"])
+def test_catalog_listings(command: str, capsys) -> None:
+    assert main([command, "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) >= 10

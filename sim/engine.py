@@ -67,7 +67,9 @@ class SimulationResult:
     preemptions: int
     lookup_tokens: int
     hit_tokens: int
-    truncated_outputs: int
+    truncated_outputs: int  # cut at max_model_len
+    capped_outputs: int = 0  # cut at the request's max_tokens
+    output_tokens_saved: int = 0  # tokens the caps above kept from being generated
     rejected_reasons: dict[str, int] = field(default_factory=dict)
     wall_s: float = 0.0
 
@@ -100,7 +102,7 @@ def simulate(
         Replica(env, i, _scheduler(setup), setup.latency, on_finish, clock, setup.macro_steps)
         for i in range(setup.replicas)
     ]
-    counters = {"truncated": 0}
+    counters = {"truncated": 0, "capped": 0, "saved": 0}
     rejected: dict[str, int] = {}
     env.process(
         _arrivals(env, workload, setup, replicas, clock, records, counters, rejected, progress)
@@ -121,6 +123,8 @@ def simulate(
         lookup_tokens=sum(s.lookup_tokens for s in schedulers),
         hit_tokens=sum(s.hit_tokens for s in schedulers),
         truncated_outputs=counters["truncated"],
+        capped_outputs=counters["capped"],
+        output_tokens_saved=counters["saved"],
         rejected_reasons=rejected,
         wall_s=time.perf_counter() - wall_start,
     )
@@ -141,9 +145,10 @@ def _arrivals(env, workload, setup, replicas, clock, records, counters, rejected
         workload.output_tokens.tolist(),
         workload.prefix_key.tolist(),
         workload.prefix_tokens.tolist(),
+        workload.max_tokens.tolist(),
     )
     total = len(workload)
-    for rid, (arrival, prompt, output, key, shared) in enumerate(columns):
+    for rid, (arrival, prompt, output, key, shared, cap) in enumerate(columns):
         if arrival > env.now:
             clock.next_s = arrival
             yield env.timeout(arrival - env.now)
@@ -156,9 +161,14 @@ def _arrivals(env, workload, setup, replicas, clock, records, counters, rejected
                 RequestRecord(rid, -1, "rejected", arrival, _NAN, _NAN, _NAN, prompt, 0, 0, 0)
             )
             continue
+        wanted = output
+        if cap and output > cap:  # the request's max_tokens
+            output = cap
+            counters["capped"] += 1
         if prompt + output > max_len:  # generation stops at the context limit
             output = max_len - prompt
             counters["truncated"] += 1
+        counters["saved"] += wanted - output
         request = Request(
             rid=rid,
             arrival_s=arrival,

@@ -171,6 +171,8 @@ def summarize(deployment: Deployment, result: SimulationResult) -> dict:
             "rejected": int((records["status"] == "rejected").sum()),
             "rejected_reasons": dict(result.rejected_reasons),
             "truncated_outputs": result.truncated_outputs,
+            "capped_by_max_tokens": result.capped_outputs,
+            "output_tokens_saved": result.output_tokens_saved,
         },
         "duration_s": duration,
         "ttft_ms": ttft,

@@ -7,6 +7,9 @@ requests, which is what a prefix cache can reuse:
     prefix_tokens  start with the same `prefix_tokens` tokens (0 when prefix_key is 0)
 
     input_tokens:  [ prefix_tokens (shared) ][ own content ]
+
+`output_tokens` is how long the reply would be; `max_tokens` is the request's cap on it
+(0 = none), so the engine can count replies cut short and the tokens that saved.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from sim.errors import ScenarioError
 from sim.length_dist import sample_input_output, sample_lengths
 from sim.workload_spec import LengthsSpec, SharedPrefixSpec, WorkloadSpec
 
-_COLUMNS = ("arrival_s", "input_tokens", "output_tokens", "prefix_key", "prefix_tokens")
+_COLUMNS = (
+    "arrival_s", "input_tokens", "output_tokens", "prefix_key", "prefix_tokens", "max_tokens",
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,6 +39,7 @@ class Workload:
     output_tokens: np.ndarray
     prefix_key: np.ndarray
     prefix_tokens: np.ndarray
+    max_tokens: np.ndarray
 
     def __post_init__(self) -> None:
         lengths = {name: len(getattr(self, name)) for name in _COLUMNS}
@@ -49,6 +55,7 @@ class Workload:
         output_tokens: npt.ArrayLike,
         prefix_key: npt.ArrayLike | None = None,
         prefix_tokens: npt.ArrayLike | None = None,
+        max_tokens: npt.ArrayLike | int | None = None,
     ) -> Workload:
         """A workload from any array-likes; no shared prefixes unless given. Copies, read-only."""
         n = len(np.asarray(arrival_s))
@@ -60,6 +67,9 @@ class Workload:
             "prefix_tokens": _frozen(
                 np.zeros(n) if prefix_tokens is None else prefix_tokens, np.int64
             ),
+            "max_tokens": _frozen(
+                np.broadcast_to(0 if max_tokens is None else max_tokens, (n,)), np.int64
+            ),
         }
         return cls(**columns)
 
@@ -69,6 +79,9 @@ class Workload:
 
     def __len__(self) -> int:
         return self.num_requests
+
+    def columns(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in _COLUMNS}
 
     def to_frame(self) -> pd.DataFrame:
         """One row per request, indexed by `request_id` (its position in arrival order)."""
@@ -90,6 +103,8 @@ class Workload:
             problems.append("prefix_key must be >= 0")
         if np.any((self.prefix_tokens < 0) | (self.prefix_tokens > self.input_tokens)):
             problems.append("prefix_tokens must be between 0 and input_tokens")
+        if np.any(self.max_tokens < 0):
+            problems.append("max_tokens must be >= 0 (0 = no cap)")
         if np.any((self.prefix_key == 0) & (self.prefix_tokens != 0)):
             problems.append("prefix_tokens must be 0 where prefix_key is 0 (no shared prefix)")
         if problems:
@@ -100,8 +115,13 @@ def generate_workload(spec: WorkloadSpec, rng: np.random.Generator) -> Workload:
     """Draw the requests `spec` describes; the same spec and seed give the same workload."""
     arrivals = _arrival_times(spec, rng)
     if spec.shared_prefix is not None:
-        return _shared_prefix_workload(spec.shared_prefix, arrivals, rng)
-    return _independent_workload(spec.lengths, arrivals, rng)  # type: ignore[arg-type]
+        workload = _shared_prefix_workload(spec.shared_prefix, arrivals, rng)
+    else:
+        workload = _independent_workload(spec.lengths, arrivals, rng)  # type: ignore[arg-type]
+    if spec.max_tokens is None:
+        return workload
+    return Workload(**{**workload.columns(), "max_tokens": _frozen(
+        np.full(len(workload), spec.max_tokens), np.int64)})
 
 
 def _arrival_times(spec: WorkloadSpec, rng: np.random.Generator) -> np.ndarray:

@@ -176,6 +176,7 @@ class WorkloadSpec(BaseModel):
     duration_s: Annotated[float, Field(gt=0)] | None = None
     lengths: LengthsSpec | None = None
     shared_prefix: SharedPrefixSpec | None = None
+    max_tokens: Tokens | None = None  # every request's cap on its output (the API's max_tokens)
 
     @model_validator(mode="after")
     def _check_sections(self) -> WorkloadSpec:

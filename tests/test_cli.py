@@ -46,7 +46,7 @@ def test_json_summary_has_the_documented_keys(tmp_path: Path, capsys) -> None:
     summary = run_json(capsys, str(write(tmp_path, SMALL)))
     assert summary["requests"] == {
         "arrived": 200, "completed": 200, "rejected": 0, "rejected_reasons": {},
-        "truncated_outputs": 0,
+        "truncated_outputs": 0, "capped_by_max_tokens": 0, "output_tokens_saved": 0,
     }
     for key in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"):
         assert set(summary[key]) == {"mean", "p50", "p90", "p95", "p99"}
@@ -122,6 +122,14 @@ def test_unreadable_files_exit_2(tmp_path: Path, capsys) -> None:
     broken.write_text("model: [unclosed\n")
     assert main(["run", str(broken)]) == 2
     assert "not valid YAML" in capsys.readouterr().err
+
+
+def test_workload_max_tokens_caps_every_reply(tmp_path: Path, capsys) -> None:
+    data = {**SMALL, "workload": {**SMALL["workload"], "max_tokens": 100}}
+    summary = run_json(capsys, str(write(tmp_path, data)))
+    assert summary["requests"]["capped_by_max_tokens"] > 0
+    assert summary["requests"]["output_tokens_saved"] > 0
+    assert summary["tpot_ms"]["p99"] is not None
 
 
 def test_price_override_is_used_and_reported(tmp_path: Path, capsys) -> None:

@@ -116,3 +116,11 @@ def test_output_is_truncated_at_max_model_len() -> None:
     result = simulate(make_setup(max_model_len=128), one_request(100, 500))
     assert result.records.iloc[0].output_tokens == 28
     assert result.truncated_outputs == 1
+
+
+def test_max_tokens_caps_outputs_and_counts_the_tokens_saved() -> None:
+    workload = Workload.from_arrays([0.0, 0.0, 0.0], [50, 50, 50], [10, 300, 40], max_tokens=32)
+    result = simulate(make_setup(), workload)
+    assert result.records["output_tokens"].tolist() == [10, 32, 32]
+    assert result.capped_outputs == 2
+    assert result.output_tokens_saved == (300 - 32) + (40 - 32)

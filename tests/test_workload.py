@@ -85,7 +85,7 @@ def test_to_frame_has_one_row_per_request() -> None:
     work = Workload.from_arrays([0.0, 1.5], [10, 20], [1, 2], prefix_key=[0, 4], prefix_tokens=[0, 8])
     frame = work.to_frame()
     assert list(frame.columns) == [
-        "arrival_s", "input_tokens", "output_tokens", "prefix_key", "prefix_tokens"
+        "arrival_s", "input_tokens", "output_tokens", "prefix_key", "prefix_tokens", "max_tokens"
     ]
     assert frame.index.name == "request_id"
     assert frame.loc[1].tolist() == [1.5, 20, 2, 4, 8]

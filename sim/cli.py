@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="also write requests.parquet, steps.parquet, "
                      "summary.json and scenario.yaml into this folder")
     run.add_argument("--format", choices=["table", "json"], default="table")
-    run.add_argument("--seed", type=int, help="override the scenario's seed")
+    run.add_argument("--seed", type=_seed, help="override the scenario's seed (an integer >= 0)")
     run.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     run.set_defaults(handler=_run)
 
@@ -50,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--format", choices=["table", "json"], default="table")
         sub.set_defaults(handler=_catalog_handler(name))
     return parser
+
+
+def _seed(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"seed must be >= 0, got {value}")
+    return value
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -147,7 +154,7 @@ def _catalog_rows(name: str) -> list[dict]:
 
         return [
             {
-                "id": g.id, "hbm_gib": g.hbm_gib, "bandwidth_gb_s": g.mem_bandwidth_gb_per_s,
+                "id": g.id, "hbm_gib": round(g.hbm_gib, 2), "bandwidth_gb_s": g.mem_bandwidth_gb_per_s,
                 "bf16_tflops": g.bf16_tflops, "fp8_tflops": g.fp8_tflops or "-",
                 "interconnect": g.interconnect,
             }
@@ -156,8 +163,8 @@ def _catalog_rows(name: str) -> list[dict]:
     from sim.price import list_prices
 
     return [
-        {"gpu": p.gpu_id, "tier": p.tier, "usd_per_gpu_hour": p.usd_per_gpu_hour,
-         "providers": p.providers, "as_of": p.as_of}
+        {"gpu": p.gpu_id, "tier": p.tier, "usd_per_gpu_hour": round(p.usd_per_gpu_hour, 4),
+         "providers": p.providers, "as_of": p.as_of, "source": p.source}
         for p in list_prices()
     ]
 

@@ -53,9 +53,12 @@ def throughput(completed: pd.DataFrame, duration_s: float) -> dict[str, float]:
     }
 
 
-def goodput(completed: pd.DataFrame, duration_s: float, ttft_ms: float | None,
+def goodput(completed: pd.DataFrame, arrived: int, duration_s: float, ttft_ms: float | None,
             tpot_ms: float | None) -> dict[str, float | None]:
-    """Requests per second that met every per-request SLO given (DistServe's goodput)."""
+    """Requests per second that met every per-request SLO given (DistServe's goodput).
+
+    The fraction is of all arrived requests: a rejected request did not meet its SLO.
+    """
     if ttft_ms is None and tpot_ms is None:
         return {"requests_per_s": None, "fraction_meeting_slo": None}
     ok = np.ones(len(completed), dtype=bool)
@@ -67,7 +70,7 @@ def goodput(completed: pd.DataFrame, duration_s: float, ttft_ms: float | None,
     count = int(ok.sum())
     return {
         "requests_per_s": count / duration_s if duration_s > 0 else 0.0,
-        "fraction_meeting_slo": count / len(completed) if len(completed) else None,
+        "fraction_meeting_slo": count / arrived if arrived else None,
     }
 
 

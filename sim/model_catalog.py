@@ -36,7 +36,7 @@ def load_model(name_or_path: str, models_dir: str | Path | None = None) -> Model
             f"model {name_or_path!r} is not in the catalog; known ids: "
             f"{', '.join(list_models())}. To add a model, give the path to its Hugging Face "
             f"config.json, or put it in a models directory as <id>.json or <id>/config.json "
-            f"and point {MODELS_DIR_ENV} (or models_dir) at that directory"
+            f"and point {MODELS_DIR_ENV} at that directory"
         )
     model_id = path.parent.name if path.name == "config.json" else path.stem
     # The modification time is part of the cache key, so an edited file is read again.

@@ -10,8 +10,8 @@ import pandas as pd
 class RequestRecord(NamedTuple):
     """What happened to one request. Times are simulated seconds from the start of the run.
 
-    A rejected request (it can never fit: prompt longer than ``max_model_len`` or than the
-    whole KV cache) has ``status == "rejected"`` and NaN times.
+    A rejected request (its prompt reaches ``max_model_len``, which never exceeds the KV cache)
+    has ``status == "rejected"`` and NaN times.
     """
 
     rid: int

@@ -136,7 +136,7 @@ def run_scenario(
 def _check_prompts_fit_one_step(workload: Workload, deployment: Deployment) -> None:
     budget = deployment.setup.limits.max_num_batched_tokens
     longest = int(workload.input_tokens.max()) if len(workload) else 0
-    if longest + 1 > budget and longest < deployment.setup.max_model_len:
+    if longest > budget and longest < deployment.setup.max_model_len:
         raise ScenarioError(
             f"engine.chunked_prefill is false but the workload has a {longest}-token prompt "
             f"and max_num_batched_tokens is {budget}: such a prompt could never be scheduled; "
@@ -181,7 +181,8 @@ def summarize(deployment: Deployment, result: SimulationResult) -> dict:
         "e2e_ms": metrics.distribution_ms(completed["e2e_s"]),
         "queue_ms": metrics.distribution_ms(completed["queue_s"]),
         "throughput": metrics.throughput(completed, duration),
-        "goodput": metrics.goodput(completed, duration, slo.ttft_p95_ms, slo.tpot_p95_ms),
+        "goodput": metrics.goodput(completed, len(records), duration, slo.ttft_p95_ms,
+                                   slo.tpot_p95_ms),
         "slo": _slo_verdict(slo.ttft_p95_ms, slo.tpot_p95_ms, ttft, tpot),
         "kv": {
             "num_gpu_blocks": result.num_gpu_blocks,

@@ -84,7 +84,7 @@ class Scenario(BaseModel):
     model_config = _STRICT
 
     name: str = "scenario"
-    seed: int = 0
+    seed: Annotated[int, Field(ge=0)] = 0
     model: str
     hardware: HardwareSpec
     engine: EngineSpec = EngineSpec()
@@ -113,7 +113,24 @@ def load_scenario(path: str | Path) -> Scenario:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ScenarioError(f"{path} is not valid YAML: {exc}") from None
-    return parse_scenario(data, where=str(path))
+    return _relative_to(parse_scenario(data, where=str(path)), path.parent)
+
+
+def _relative_to(scenario: Scenario, folder: Path) -> Scenario:
+    """Read relative file paths in a scenario (model config, latency profile) from its folder."""
+    model = _local_file(scenario.model, folder)
+    profile = _local_file(scenario.engine.latency_profile, folder)
+    if model == scenario.model and profile == scenario.engine.latency_profile:
+        return scenario
+    engine = scenario.engine.model_copy(update={"latency_profile": profile})
+    return scenario.model_copy(update={"model": model, "engine": engine})
+
+
+def _local_file(value: str, folder: Path) -> str:
+    candidate = folder / value
+    if Path(value).is_absolute() or not candidate.exists() or not Path(value).suffix:
+        return value
+    return str(candidate)
 
 
 def scenario_yaml(scenario: Scenario) -> str:

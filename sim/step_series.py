@@ -70,7 +70,10 @@ class StepSeries:
             a1, b1, a2, b2 = a2, b2, a1, b1  # line 1 is on top at i = 0
         if b1 >= b2 or count == 1:
             return cls((Piece(fixed + a1, b1, count),))
-        cross = math.ceil((a1 - a2) / (b2 - b1))  # first step where line 2 is on top
+        crossing = (a1 - a2) / (b2 - b1)  # where line 2 gets on top (may overflow to inf)
+        if crossing >= count:
+            return cls((Piece(fixed + a1, b1, count),))
+        cross = math.ceil(crossing)
         if cross >= count:
             return cls((Piece(fixed + a1, b1, count),))
         if cross <= 0:

@@ -150,3 +150,40 @@ def test_catalog_listings(command: str, capsys) -> None:
     assert main([command, "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) >= 10
+
+
+def test_negative_seed_is_a_user_error(tmp_path: Path, capsys) -> None:
+    path = str(write(tmp_path, SMALL))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", path, "--seed", "-5"])
+    assert exit_info.value.code == 2
+    assert main(["run", str(write(tmp_path, {**SMALL, "seed": -1}, "neg.yaml"))]) == 2
+    assert "seed" in capsys.readouterr().err
+
+
+def test_model_config_path_is_read_from_the_scenario_folder(tmp_path: Path, capsys,
+                                                            monkeypatch) -> None:
+    from sim.model_catalog import load_model
+
+    folder = tmp_path / "plans"
+    folder.mkdir()
+    base = load_model("llama-3.1-8b")
+    config = {
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 2048,
+        "num_hidden_layers": 8, "num_attention_heads": 16, "num_key_value_heads": 8,
+        "intermediate_size": 8192, "vocab_size": base.vocab_size,
+        "max_position_embeddings": 8192,
+    }
+    (folder / "my-model.json").write_text(json.dumps(config))
+    path = write(folder, {**SMALL, "model": "my-model.json"})
+    monkeypatch.chdir(tmp_path)  # somewhere else than the scenario's folder
+    summary = run_json(capsys, str(path))
+    assert summary["requests"]["completed"] == 200
+
+
+def test_rejected_requests_count_against_goodput(tmp_path: Path, capsys) -> None:
+    data = {**SMALL, "engine": {"max_model_len": 900}}
+    summary = run_json(capsys, str(write(tmp_path, data)))
+    rejected = summary["requests"]["rejected"]
+    assert rejected > 0
+    assert summary["goodput"]["fraction_meeting_slo"] <= 1 - rejected / 200

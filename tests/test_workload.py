@@ -88,7 +88,7 @@ def test_to_frame_has_one_row_per_request() -> None:
         "arrival_s", "input_tokens", "output_tokens", "prefix_key", "prefix_tokens", "max_tokens"
     ]
     assert frame.index.name == "request_id"
-    assert frame.loc[1].tolist() == [1.5, 20, 2, 4, 8]
+    assert frame.loc[1].tolist() == [1.5, 20, 2, 4, 8, 0]
     assert frame["input_tokens"].dtype == np.int64
 
 

@@ -53,8 +53,12 @@ impossible for the model as described (e.g. Splitwise's TP2 batch-64 prefill: 32
 
 Fit: ``scipy.optimize.least_squares`` over the seven profile coefficients (bounds: overheads
 >= 0, efficiencies in (0, 1]), residual ``log(predicted / measured)``, soft-L1 loss (robust to
-the odd idle gap), each (dataset, step kind) group weighted equally. GPUs and weight format
-(bf16) are the catalog's ``h100-sxm`` and ``a100-80gb``.
+the odd idle gap), each (dataset, step kind) group weighted equally. Fit A frees all seven on
+all the data (it is what ``--write-profile`` writes); fit B uses the vLLM steps alone, which
+cannot tell the efficiencies from the fixed costs (two configurations, hardly any prefill), so
+it frees only the overheads and the all-reduce latency. Held-out tables refit without the named
+slice and predict it. GPUs and weight format (bf16) are the catalog's ``h100-sxm`` and
+``a100-80gb``.
 """
 
 from __future__ import annotations
@@ -224,8 +228,8 @@ def fittable(points: Iterable[Point]) -> list[Point]:
 
 
 def number(value: float) -> str:
-    """Four significant digits; the optimizer's 1e-17 at a zero bound prints as 0."""
-    return "0" if abs(value) < 1e-9 else f"{value:.4g}"
+    """Four significant digits; values at a zero bound (1e-17 and the like) print as 0."""
+    return "0" if abs(value) < 1e-6 else f"{value:.4g}"
 
 
 def coefficient_table(named: dict[str, Coefficients]) -> str:
@@ -237,7 +241,7 @@ def coefficient_table(named: dict[str, Coefficients]) -> str:
 
 def profile_yaml(c: Coefficients, n_points: int) -> str:
     values = "\n".join(f"  {n}: {number(getattr(c, n))}" for n in PARAMS)
-    return f"""# Latency profile fitted by benchmarks/default_profile_check.py (same format as default.yaml).
+    return f"""# Written by benchmarks/default_profile_check.py --write-profile (format of default.yaml).
 name: h100-a100-fit
 source: >-
   Least-squares fit (scipy least_squares, log-ratio residuals, soft-L1 loss, each dataset and

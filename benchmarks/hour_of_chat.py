@@ -11,6 +11,7 @@ go into docs/performance.md. Not a test: timings depend on the machine.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import platform
 import statistics
 import time
@@ -30,6 +31,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", type=Path, default=DEFAULT)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--plain", action="store_true",
+                        help="also time the plain one-event-per-step mode once, for comparison")
     args = parser.parse_args()
     scenario = load_scenario(args.scenario)
     deployment = resolve(scenario)
@@ -52,6 +55,13 @@ def main() -> None:
     print(f"wall time         best {best:.3f} s, median {median:.3f} s over {args.repeat} runs")
     print(f"requests / wall-s {len(workload) / median:,.0f} (median)")
     print(f"sim / wall ratio  {simulated / median:,.0f}x (median)")
+    if args.plain:
+        plain_setup = dataclasses.replace(deployment.setup, macro_steps=False)
+        start = time.perf_counter()
+        simulate(plain_setup, workload)
+        plain = time.perf_counter() - start
+        print(f"plain mode        {plain:.3f} s wall (one iteration per engine step), "
+              f"{plain / median:.1f}x slower")
 
 
 if __name__ == "__main__":

@@ -103,8 +103,9 @@ class ContinuousScheduler:
         else:
             self.pool.allocate(demand)
         budget = self.limits.max_num_batched_tokens - len(self.decoding)
-        budget = self._schedule_prefilling(budget)
-        if not self._preempted_this_step:
+        if self.prefilling:
+            budget = self._schedule_prefilling(budget)
+        if self.waiting and not self._preempted_this_step:
             self._admit_waiting(budget, now)
         return self._batch()
 

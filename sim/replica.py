@@ -11,14 +11,27 @@ where the next arrival falls.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import simpy
 
+from sim.batch import Batch
 from sim.latency_model import LatencyModel
 from sim.request import Request
 from sim.scheduler import ContinuousScheduler
 from sim.step_log import StepLog
 from sim.step_series import StepSeries
+
+
+class PlannedStep(NamedTuple):
+    """A scheduled step (or decode run) whose effects are applied when it ends."""
+
+    start_s: float
+    end_s: float
+    timing: StepSeries | float
+    num_steps: int
+    batch: Batch
+    kv_used_start: int
 
 
 class ArrivalClock:
@@ -74,16 +87,16 @@ class Replica:
             now = env.now
             horizon = self._clock.next_s
             while scheduler.has_work:
-                end = self._step(now, horizon)
-                if end > horizon:  # a request arrives during this step: let SimPy catch up
-                    yield env.timeout(end - env.now)
-                self._finish_step(end)
-                now = end
-                if end > horizon:
+                step = self._plan(now, horizon)
+                if step.end_s > horizon:  # a request arrives during this step: let SimPy catch up
+                    yield env.timeout(step.end_s - env.now)
+                self._apply(step)
+                now = step.end_s
+                if now > horizon:
                     break
 
-    def _step(self, now: float, horizon: float) -> float:
-        """Schedule the next step (or run of decode steps) starting at ``now``; return its end."""
+    def _plan(self, now: float, horizon: float) -> PlannedStep:
+        """Schedule the next step (or run of decode steps) starting at ``now``."""
         scheduler = self.scheduler
         batch = scheduler.schedule(now)
         if batch.num_tokens == 0:
@@ -100,13 +113,13 @@ class Replica:
                 steps = max(1, timing.steps_started_before(horizon - now))
                 timing = timing.prefix(steps)[0]
             duration = timing.total
-        self._pending = (now, timing, steps, batch, self.scheduler.pool.num_used)
-        return now + duration
+        return PlannedStep(now, now + duration, timing, steps, batch, scheduler.pool.num_used)
 
-    def _finish_step(self, end: float) -> None:
-        start, timing, steps, batch, used_start = self._pending
-        finished = self.scheduler.complete(steps, end)
-        self.busy_s += end - start
-        self.log.add(start, timing, steps, batch, used_start, self.scheduler.pool.num_used)
+    def _apply(self, step: PlannedStep) -> None:
+        end = step.end_s
+        finished = self.scheduler.complete(step.num_steps, end)
+        self.busy_s += end - step.start_s
+        self.log.add(step.start_s, step.timing, step.num_steps, step.batch, step.kv_used_start,
+                     self.scheduler.pool.num_used)
         for request in finished:
             self._on_finish(request, end)

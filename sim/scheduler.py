@@ -80,13 +80,6 @@ class ContinuousScheduler:
     def has_work(self) -> bool:
         return bool(self.waiting or self.decoding or self.prefilling)
 
-    def admission_open(self) -> bool:
-        """Would a request arriving now be looked at in the next step?"""
-        return not self.waiting and self.num_running < self.limits.max_num_seqs
-
-    def decode_context(self) -> int:
-        return self._context_offset + self.step * len(self.decoding)
-
     # ---- one step ------------------------------------------------------------------------
 
     def add(self, request: Request) -> None:

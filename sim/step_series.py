@@ -42,11 +42,6 @@ class Piece(NamedTuple):
             m += 1
         return min(m, self.count)
 
-    def steps_within(self, elapsed: float) -> int:
-        """Steps of this piece that have ended by ``elapsed`` (from its start)."""
-        m = self.steps_before(elapsed)  # the first m steps end at or after elapsed
-        return m - 1 if m > 0 and self.total(m) > elapsed else m
-
 
 class StepSeries:
     """Consecutive steps as one or two linear pieces."""
@@ -107,17 +102,6 @@ class StepSeries:
             started += piece.count
             elapsed -= span
         return started
-
-    def steps_ended_by(self, elapsed: float) -> int:
-        """How many steps have ended by ``elapsed`` seconds into the run."""
-        ended = 0
-        for piece in self.pieces:
-            span = piece.total()
-            if elapsed < span:
-                return ended + piece.steps_within(elapsed)
-            ended += piece.count
-            elapsed -= span
-        return ended
 
     def durations(self) -> np.ndarray:
         return np.concatenate(

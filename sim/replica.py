@@ -88,11 +88,11 @@ class Replica:
             horizon = self._clock.next_s
             while scheduler.has_work:
                 step = self._plan(now, horizon)
-                if step.end_s > horizon:  # a request arrives during this step: let SimPy catch up
-                    yield env.timeout(step.end_s - env.now)
+                if step.end_s >= horizon:  # a request arrives by the end of this step:
+                    yield env.timeout(step.end_s - env.now)  # let SimPy catch up first
                 self._apply(step)
                 now = step.end_s
-                if now > horizon:
+                if now >= horizon:
                     break
 
     def _plan(self, now: float, horizon: float) -> PlannedStep:

@@ -124,3 +124,25 @@ def test_max_tokens_caps_outputs_and_counts_the_tokens_saved() -> None:
     assert result.records["output_tokens"].tolist() == [10, 32, 32]
     assert result.capped_outputs == 2
     assert result.output_tokens_saved == (300 - 32) + (40 - 32)
+
+
+def test_single_request_timeline_with_the_roofline_model() -> None:
+    from sim.batch import Batch, chunk_terms
+    from sim.run import resolve
+    from sim.scenario import parse_scenario
+
+    scenario = parse_scenario({
+        "model": "llama-3.1-8b",
+        "hardware": {"gpu": "h100-sxm"},
+        "workload": {"arrivals": {"process": "all_at_once"}, "num_requests": 1,
+                     "lengths": {"input": 1000, "output": 4}},
+    })
+    setup = resolve(scenario).setup
+    result = simulate(setup, one_request(1000, 4, arrival=0.5))
+    row = result.records.iloc[0]
+    pairs, kv = chunk_terms(1000, 0)
+    prefill = setup.latency.step_time(Batch(1000, 1, pairs, kv, 0, 0))
+    decodes = [setup.latency.step_time(Batch(decode_seqs=1, decode_context_tokens=1001 + i))
+               for i in range(3)]
+    assert row.ttft_s == pytest.approx(prefill, rel=1e-12)
+    assert row.e2e_s == pytest.approx(prefill + sum(decodes), rel=1e-12)

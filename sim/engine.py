@@ -151,6 +151,8 @@ def _arrivals(env, workload, setup, replicas, clock, records, counters, rejected
     for rid, (arrival, prompt, output, key, shared, cap) in enumerate(columns):
         if arrival > env.now:
             clock.next_s = arrival
+            target = router.peek(replicas)
+            clock.next_replica = target.index if target is not None else None
             yield env.timeout(arrival - env.now)
         if progress is not None and rid % _PROGRESS_EVERY == 0:
             progress(rid, total)

@@ -3,9 +3,11 @@
 Nothing outside a replica can change what it does until the next request arrives (replicas do
 not talk to each other, and the router only looks at them when a request arrives). So the loop
 runs every step that ends before the next arrival without handing control back to SimPy, and
-only waits in SimPy time for a step during which a request arrives, so the arrival sees the
-replica as it is mid-step. A run of identical decode steps is planned in closed form and cut
-where the next arrival falls.
+only waits in SimPy time for a step during which a request arrives, so the router sees the
+replica as it is mid-step. A run of identical decode steps is planned in closed form; if the
+arriving request is routed to this replica, the run is cut after the step in progress (the
+request joins the next one), otherwise it goes on: no request finishes before a run's last step,
+so a replica mid-run looks to the router exactly as it did when the run began.
 """
 
 from __future__ import annotations
@@ -35,12 +37,14 @@ class PlannedStep(NamedTuple):
 
 
 class ArrivalClock:
-    """When the next request arrives anywhere (infinity once arrivals are over)."""
+    """When the next request arrives anywhere (infinity once arrivals are over), and which
+    replica it will go to when the router can tell in advance (None otherwise)."""
 
-    __slots__ = ("next_s",)
+    __slots__ = ("next_s", "next_replica")
 
     def __init__(self) -> None:
         self.next_s = float("inf")
+        self.next_replica: int | None = None
 
 
 class Replica:
@@ -87,15 +91,20 @@ class Replica:
             now = env.now
             horizon = self._clock.next_s
             while scheduler.has_work:
-                step = self._plan(now, horizon)
-                if step.end_s >= horizon:  # a request arrives by the end of this step:
-                    yield env.timeout(step.end_s - env.now)  # let SimPy catch up first
+                step = self._plan(now)
+                if step.end_s >= horizon:  # a request arrives by the end of this step
+                    if step.num_steps == 1 or self._clock.next_replica == self.index:
+                        # it comes here: the run stops after the step it falls in
+                        step = self._cut(step, horizon)
+                        yield env.timeout(step.end_s - env.now)
+                    else:
+                        step = yield from self._wait_through(step)
                 self._apply(step)
                 now = step.end_s
                 if now >= horizon:
                     break
 
-    def _plan(self, now: float, horizon: float) -> PlannedStep:
+    def _plan(self, now: float) -> PlannedStep:
         """Schedule the next step (or run of decode steps) starting at ``now``."""
         scheduler = self.scheduler
         batch = scheduler.schedule(now)
@@ -107,13 +116,35 @@ class Replica:
             duration = timing
         else:
             timing = self.latency.decode_run(batch.decode_seqs, batch.decode_context_tokens, steps)
-            if now + timing.total > horizon:
-                # Cut the run after the step the next arrival falls in. No request finishes
-                # before a run's last step, so the arrival sees the replica as it really is.
-                steps = max(1, timing.steps_started_before(horizon - now))
-                timing = timing.prefix(steps)[0]
             duration = timing.total
         return PlannedStep(now, now + duration, timing, steps, batch, scheduler.pool.num_used)
+
+    def _wait_through(self, step: PlannedStep):
+        """Wait in SimPy time until a decode run ends, unless a request submitted here cuts it.
+
+        The wake-up event doubles as the run's end: the timeout's callback fires it with
+        "done" unless a submission fired it first.
+        """
+        env = self.env
+        wake = self._wake = env.event()
+        env.timeout(step.end_s - env.now).callbacks.append(
+            lambda _: wake.triggered or wake.succeed("done")
+        )
+        reason = yield wake
+        self._wake = None
+        if reason != "done":
+            step = self._cut(step, env.now)
+            yield env.timeout(max(0.0, step.end_s - env.now))
+        return step
+
+    @staticmethod
+    def _cut(step: PlannedStep, arrival_s: float) -> PlannedStep:
+        """The part of a decode run up to the end of the step in progress at ``arrival_s``."""
+        if step.num_steps == 1:
+            return step
+        started = max(1, step.timing.steps_started_before(arrival_s - step.start_s))
+        timing, total = step.timing.prefix(started)
+        return step._replace(timing=timing, num_steps=started, end_s=step.start_s + total)
 
     def _apply(self, step: PlannedStep) -> None:
         end = step.end_s

@@ -74,26 +74,25 @@ class BlockPool:
 
     def longest_shared_prefix(self, hashes: tuple[int, ...], limit: int) -> int:
         """Number of leading ``hashes`` (at most ``limit``) whose blocks are cached."""
-        refs = self._refs
-        n = 0
-        for h in hashes[:limit]:
-            if h not in refs:
-                break
-            n += 1
-        return n
+        cached = list(map(self._refs.__contains__, hashes[:limit]))
+        return cached.index(False) if False in cached else len(cached)
+
+    def count_free(self, hashes: tuple[int, ...]) -> int:
+        """How many of these cached blocks sit in the free queue (unreferenced)."""
+        return len(self._free_shared.keys() & hashes)
 
     # ---- taking blocks -------------------------------------------------------------------
 
     def acquire_shared(self, hashes: tuple[int, ...]) -> None:
         """Reference cached blocks hit by a request (removing evictable ones from the queue)."""
+        free_shared = self._free_shared
+        for h in free_shared.keys() & hashes:
+            free_shared.pop(h)[2] = 0
+            self._dead += 1
+            self.num_free -= 1
         refs = self._refs
         for h in hashes:
-            count = refs[h]
-            if count == 0:
-                self._free_shared.pop(h)[2] = 0
-                self._dead += 1
-                self.num_free -= 1
-            refs[h] = count + 1
+            refs[h] += 1
 
     def claim_private(self, owner: int, blocks: int) -> None:
         """Take back the first ``blocks`` of ``owner``'s cached run (after a preemption).
@@ -183,18 +182,16 @@ class BlockPool:
             else:
                 self._append_anon(own_full)
         refs = self._refs
+        for h in shared:
+            refs[h] -= 1
         free_shared = self._free_shared
         queue = self._queue
-        freed = 0
-        for h in reversed(shared):
-            count = refs[h] - 1
-            refs[h] = count
-            if count == 0:
-                entry = [SHARED, h, 1]
-                queue.append(entry)
-                free_shared[h] = entry
-                freed += 1
-        self.num_free += own_partial + own_full + freed
+        freed = [h for h in reversed(shared) if not refs[h]]
+        for h in freed:
+            entry = [SHARED, h, 1]
+            queue.append(entry)
+            free_shared[h] = entry
+        self.num_free += own_partial + own_full + len(freed)
         if self._dead > _COMPACT_MIN_DEAD and self._dead > len(queue) // 2:
             self._compact()
 

@@ -209,7 +209,7 @@ class ContinuousScheduler:
             return 0
         tokens = min(tokens, budget)
         hits = request.block_hashes[:shared_hits]
-        reclaimed = private_hits + sum(1 for h in hits if pool.ref_count(h) == 0)
+        reclaimed = private_hits + pool.count_free(hits)
         new_blocks = _ceil_div(computed + tokens, bs) - hit_blocks
         if new_blocks + reclaimed > pool.num_free:
             return 0

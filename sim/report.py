@@ -11,13 +11,24 @@ def _fmt(value: float | None, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _latency(ms: float | None) -> str:
+    """Milliseconds, switching to seconds or hours where milliseconds get unreadable."""
+    if ms is None:
+        return "-"
+    if ms >= 3.6e7:
+        return f"{ms / 3.6e6:,.1f} h"
+    if ms >= 1e5:
+        return f"{ms / 1e3:,.1f} s"
+    return f"{ms:,.1f}"
+
+
 def _latency_rows(summary: dict) -> list[str]:
-    head = f"  {'':<8}{'mean':>10}{'p50':>10}{'p90':>10}{'p95':>10}{'p99':>10}"
+    head = f"  {'':<8}{'mean':>12}{'p50':>12}{'p90':>12}{'p95':>12}{'p99':>12}"
     rows = [head]
     for key, label in (("ttft_ms", "TTFT"), ("tpot_ms", "TPOT"), ("itl_ms", "ITL"),
                        ("e2e_ms", "E2E"), ("queue_ms", "queue")):
         d = summary[key]
-        cells = "".join(f"{_fmt(d[q]):>10}" for q in ("mean", "p50", "p90", "p95", "p99"))
+        cells = "".join(f"{_latency(d[q]):>12}" for q in ("mean", "p50", "p90", "p95", "p99"))
         rows.append(f"  {label:<8}{cells}")
     return rows
 
@@ -34,7 +45,7 @@ def format_table(summary: dict) -> str:
         f"{req['rejected']:,} rejected, {req['truncated_outputs']:,} outputs truncated",
         f"simulated  {_fmt(summary['duration_s'])} s in {summary['wall_s']:.2f} s wall",
         "",
-        "latency (ms)",
+        "latency (ms unless marked)",
         *_latency_rows(summary),
         "",
         f"throughput {_fmt(thr['requests_per_s'], 2)} req/s, "

@@ -127,6 +127,11 @@ def run_scenario(
 ) -> RunOutcome:
     deployment = resolve(scenario)
     workload = generate_workload(scenario.workload, np.random.default_rng(scenario.seed))
+    if len(workload) == 0:
+        raise ScenarioError(
+            "workload: the arrival process produced no requests (rate x duration is too small); "
+            "raise workload.arrivals.rate_per_s or workload.duration_s, or give num_requests"
+        )
     if not deployment.scenario.engine.chunked_prefill:
         _check_prompts_fit_one_step(workload, deployment)
     result = simulate(deployment.setup, workload, progress)

@@ -187,3 +187,10 @@ def test_rejected_requests_count_against_goodput(tmp_path: Path, capsys) -> None
     rejected = summary["requests"]["rejected"]
     assert rejected > 0
     assert summary["goodput"]["fraction_meeting_slo"] <= 1 - rejected / 200
+
+
+def test_a_workload_with_no_requests_is_a_user_error(tmp_path: Path, capsys) -> None:
+    data = {**SMALL, "workload": {"arrivals": {"rate_per_s": 0.001}, "duration_s": 10,
+                                  "lengths": {"input": 100, "output": 10}}}
+    assert main(["run", str(write(tmp_path, data))]) == 2
+    assert "no requests" in capsys.readouterr().err

@@ -163,19 +163,11 @@ def _arrivals(env, workload, setup, replicas, clock, records, counters, rejected
                 RequestRecord(rid, -1, "rejected", arrival, _NAN, _NAN, _NAN, prompt, 0, 0, 0)
             )
             continue
-        wanted = output
-        if cap and output > cap:  # the request's max_tokens
-            output = cap
-            counters["capped"] += 1
-        if prompt + output > max_len:  # generation stops at the context limit
-            output = max_len - prompt
-            counters["truncated"] += 1
-        counters["saved"] += wanted - output
         request = Request(
             rid=rid,
             arrival_s=arrival,
             prompt_tokens=prompt,
-            output_tokens=output,
+            output_tokens=_capped_output(prompt, output, cap, max_len, counters),
             block_hashes=shared_block_hashes(key, shared, block_size) if setup.prefix_caching else (),
         )
         router.pick(replicas).submit(request)
@@ -186,6 +178,20 @@ def _arrivals(env, workload, setup, replicas, clock, records, counters, rejected
 
 def _rejection(prompt: int, max_model_len: int) -> str:
     return "prompt_exceeds_max_model_len" if prompt >= max_model_len else ""
+
+
+def _capped_output(prompt: int, output: int, max_tokens: int, max_model_len: int,
+                   counters: dict[str, int]) -> int:
+    """The reply length after the request's max_tokens and the context limit, counted."""
+    wanted = output
+    if max_tokens and output > max_tokens:
+        output = max_tokens
+        counters["capped"] += 1
+    if prompt + output > max_model_len:  # generation stops at the context limit
+        output = max_model_len - prompt
+        counters["truncated"] += 1
+    counters["saved"] += wanted - output
+    return output
 
 
 def _steps_frame(replicas: list[Replica]) -> pd.DataFrame:

@@ -1,0 +1,25 @@
+"""Public traces shipped with servesim, addressable by short name (see PROVENANCE.md here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+BUNDLED = {
+    "azure-conv-2023": "azure-conv-2023.csv",
+    "azure-code-2023": "azure-code-2023.csv",
+    "mooncake-conversation": "mooncake-conversation.jsonl",
+    "mooncake-synthetic": "mooncake-synthetic.jsonl",
+    "splitwise-conv": "splitwise-conv.csv",
+    "splitwise-code": "splitwise-code.csv",
+}
+
+
+def names() -> list[str]:
+    return sorted(BUNDLED)
+
+
+def resolve_name(name: str) -> Path | None:
+    """The file of a bundled trace, or None when ``name`` is not one."""
+    file = BUNDLED.get(name)
+    return _HERE / file if file else None

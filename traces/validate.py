@@ -1,0 +1,75 @@
+"""Checks every chunk a reader produced before it reaches the simulator.
+
+Readers hand over lengths as float64 (NaN where the file had no number); rows that pass are
+returned with integer lengths, in the normalized form of ``traces.schema``.
+
+Rows are bad when a length is missing, not a whole number, below 1 or absurdly large, or when an
+arrival time is missing, negative or earlier than a row before it (a trace must be in time
+order; equal times are fine: requests do arrive together). Good rows pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from traces.bad_rows import BadRow, BadRowReport
+
+MAX_TOKENS = 10_000_000  # no model takes a prompt or writes a reply anywhere near this
+
+
+class ChunkValidator:
+    """Validates chunks in order, remembering the latest arrival to catch time going back."""
+
+    def __init__(self, file: str, report: BadRowReport, source_columns: dict[str, str]) -> None:
+        self.file = file
+        self.report = report
+        self.source_columns = source_columns  # normalized name -> the file's own column name
+        self.latest_arrival = 0.0
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        self.report.rows_read += table.num_rows
+        bad = np.zeros(table.num_rows, dtype=bool)
+        for column, problem, mask in self._checks(table):
+            first = int(np.argmax(mask & ~bad)) if (mask & ~bad).any() else -1
+            if first >= 0:
+                self.report.bad(self._row(table, first, column, problem), int((mask & ~bad).sum()))
+            bad |= mask
+        kept = table.filter(pa.array(~bad)) if bad.any() else table
+        for column in ("input_tokens", "output_tokens"):  # whole numbers now: store as integers
+            kept = kept.set_column(
+                kept.schema.get_field_index(column), column, pc.cast(kept[column], pa.int64())
+            )
+        if kept.num_rows:
+            self.latest_arrival = max(self.latest_arrival, float(pc.max(kept["arrival_s"]).as_py()))
+        self.report.rows_kept += kept.num_rows
+        return kept
+
+    def _checks(self, table: pa.Table):
+        arrival = table["arrival_s"].to_numpy(zero_copy_only=False)
+        yield "arrival_s", "arrival time is missing or not a number", ~np.isfinite(arrival)
+        yield "arrival_s", "arrival time is negative", arrival < 0
+        finite = np.where(np.isfinite(arrival), arrival, -np.inf)
+        running = np.maximum.accumulate(np.concatenate([[self.latest_arrival], finite]))[:-1]
+        yield "arrival_s", "arrival time goes back before an earlier row (sort the trace by time)", (
+            np.isfinite(arrival) & (arrival < running)
+        )
+        for column in ("input_tokens", "output_tokens"):
+            values = table[column].to_numpy(zero_copy_only=False).astype(np.float64)
+            yield column, "token count is missing or not a number", ~np.isfinite(values)
+            with np.errstate(invalid="ignore"):
+                yield column, "token count is not a whole number", np.isfinite(values) & (
+                    values != np.floor(values)
+                )
+                yield column, "token count is below 1", values < 1
+                yield column, f"token count is above {MAX_TOKENS:,}", values > MAX_TOKENS
+
+    def _row(self, table: pa.Table, index: int, column: str, problem: str) -> BadRow:
+        return BadRow(
+            file=self.file,
+            line=int(table["line"][index].as_py()),
+            column=self.source_columns.get(column, column),
+            value=table[column][index].as_py(),
+            problem=problem,
+        )

@@ -7,7 +7,7 @@ loop another. Nothing here plots, prints or writes files.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,7 +17,7 @@ import simpy
 from sim.block_pool import BlockPool
 from sim.errors import ScenarioError
 from sim.latency_model import LatencyModel
-from sim.prefix_hash import shared_block_hashes
+from sim.prefix_hash import shared_block_hashes, trace_block_hashes
 from sim.record import RequestRecord, records_frame
 from sim.replica import ArrivalClock, Replica
 from sim.request import Request
@@ -80,10 +80,14 @@ class SimulationResult:
 
 def simulate(
     setup: EngineSetup,
-    workload: Workload,
+    workload: Workload | Iterable[Workload],
     progress: Callable[[int, int], None] | None = None,
 ) -> SimulationResult:
-    """Simulate ``workload`` to completion (every admitted request finishes)."""
+    """Simulate ``workload`` to completion (every admitted request finishes).
+
+    A workload may come as consecutive chunks (a streamed trace): they are read one at a time,
+    so memory holds one chunk and the requests in flight, not the whole trace.
+    """
     wall_start = time.perf_counter()
     env = simpy.Environment()
     records: list[RequestRecord] = []
@@ -93,7 +97,7 @@ def simulate(
             RequestRecord(
                 r.rid, r.replica, "completed", r.arrival_s, r.first_scheduled_s,
                 r.first_token_s, finish_s, r.prompt_tokens, r.num_output, r.cached_tokens,
-                r.preemptions,
+                r.preemptions, r.trace_id,
             )
         )
 
@@ -137,43 +141,58 @@ def _scheduler(setup: EngineSetup) -> ContinuousScheduler:
 
 def _arrivals(env, workload, setup, replicas, clock, records, counters, rejected, progress):
     router = make_router(setup.router)
-    block_size = setup.limits.block_size
     max_len = setup.max_model_len
-    columns = zip(
-        workload.arrival_s.tolist(),
-        workload.input_tokens.tolist(),
-        workload.output_tokens.tolist(),
-        workload.prefix_key.tolist(),
-        workload.prefix_tokens.tolist(),
-        workload.max_tokens.tolist(),
-    )
-    total = len(workload)
-    for rid, (arrival, prompt, output, key, shared, cap) in enumerate(columns):
-        if arrival > env.now:
-            clock.next_s = arrival
-            target = router.peek(replicas)
-            clock.next_replica = target.index if target is not None else None
-            yield env.timeout(arrival - env.now)
-        if progress is not None and rid % _PROGRESS_EVERY == 0:
-            progress(rid, total)
-        reason = _rejection(prompt, max_len)
-        if reason:
-            rejected[reason] = rejected.get(reason, 0) + 1
-            records.append(
-                RequestRecord(rid, -1, "rejected", arrival, _NAN, _NAN, _NAN, prompt, 0, 0, 0)
-            )
-            continue
-        request = Request(
-            rid=rid,
-            arrival_s=arrival,
-            prompt_tokens=prompt,
-            output_tokens=_capped_output(prompt, output, cap, max_len, counters),
-            block_hashes=shared_block_hashes(key, shared, block_size) if setup.prefix_caching else (),
-        )
-        router.pick(replicas).submit(request)
+    chunks = [workload] if isinstance(workload, Workload) else workload
+    total = len(workload) if isinstance(workload, Workload) else 0  # 0: unknown (streamed)
+    rid = 0
+    for chunk in chunks:
+        for arrival, prompt, output, cap, trace_id, hashes in _rows(chunk, rid, setup):
+            if arrival > env.now:
+                clock.next_s = arrival
+                target = router.peek(replicas)
+                clock.next_replica = target.index if target is not None else None
+                yield env.timeout(arrival - env.now)
+            if progress is not None and rid % _PROGRESS_EVERY == 0:
+                progress(rid, total)
+            reason = _rejection(prompt, max_len)
+            if reason:
+                rejected[reason] = rejected.get(reason, 0) + 1
+                records.append(RequestRecord(
+                    rid, -1, "rejected", arrival, _NAN, _NAN, _NAN, prompt, 0, 0, 0, trace_id
+                ))
+            else:
+                request = Request(
+                    rid=rid,
+                    arrival_s=arrival,
+                    prompt_tokens=prompt,
+                    output_tokens=_capped_output(prompt, output, cap, max_len, counters),
+                    block_hashes=hashes,
+                    trace_id=trace_id,
+                )
+                router.pick(replicas).submit(request)
+            rid += 1
     clock.next_s = float("inf")
     if progress is not None:
-        progress(total, total)
+        progress(rid, max(total, rid))
+
+
+def _rows(chunk: Workload, first_rid: int, setup: EngineSetup) -> Iterator[tuple]:
+    """Per request: arrival, prompt, output, max_tokens, trace id and prefix block hashes."""
+    n = len(chunk)
+    block_size = setup.limits.block_size
+    prompts = chunk.input_tokens.tolist()
+    trace_ids = (chunk.trace_ids.tolist() if chunk.trace_ids is not None
+                 else [str(first_rid + i) for i in range(n)])
+    if not setup.prefix_caching:
+        hashes = [()] * n
+    elif chunk.prefix_ids is not None:
+        hashes = [trace_block_hashes(list(ids), chunk.prefix_id_tokens, p, block_size)
+                  for ids, p in zip(chunk.prefix_ids, prompts)]
+    else:
+        hashes = [shared_block_hashes(k, t, block_size)
+                  for k, t in zip(chunk.prefix_key.tolist(), chunk.prefix_tokens.tolist())]
+    return zip(chunk.arrival_s.tolist(), prompts, chunk.output_tokens.tolist(),
+               chunk.max_tokens.tolist(), trace_ids, hashes)
 
 
 def _rejection(prompt: int, max_model_len: int) -> str:

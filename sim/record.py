@@ -25,6 +25,7 @@ class RequestRecord(NamedTuple):
     output_tokens: int
     cached_tokens: int
     preemptions: int
+    trace_id: str  # the request's id in its trace (its index for generated workloads)
 
 
 RECORD_COLUMNS = list(RequestRecord._fields)

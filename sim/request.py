@@ -34,6 +34,7 @@ class Request:
     cached_tokens: int = 0  # prompt tokens served from the prefix cache at first admission
     preemptions: int = 0
     replica: int = 0
+    trace_id: str = ""
 
     @property
     def num_tokens(self) -> int:

@@ -20,7 +20,9 @@ from sim.model_spec import ModelSpec
 from sim.price import price_for
 from sim.scenario import Scenario
 from sim.scheduler import SchedulerLimits
+from sim.trace_workload import TraceReplay
 from sim.workload import Workload, generate_workload
+from traces.errors import TraceError
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class Deployment:
 @dataclass(frozen=True)
 class RunOutcome:
     deployment: Deployment
-    workload: Workload
+    workload: Workload | TraceReplay
     result: SimulationResult
     summary: dict
 
@@ -126,7 +128,20 @@ def run_scenario(
     progress: Callable[[int, int], None] | None = None,
 ) -> RunOutcome:
     deployment = resolve(scenario)
-    workload = generate_workload(scenario.workload, np.random.default_rng(scenario.seed))
+    spec = scenario.workload
+    if spec.trace is not None:
+        replay = TraceReplay(spec.trace, seed=scenario.seed, num_requests=spec.num_requests,
+                             max_tokens=spec.max_tokens)
+        try:
+            result = simulate(deployment.setup, replay, progress)
+        except TraceError as exc:
+            raise ScenarioError(f"workload.trace: {exc}") from None
+        if replay.requests == 0:
+            raise ScenarioError(f"workload.trace: no requests to replay ({replay.summary()})")
+        summary = summarize(deployment, result)
+        summary["trace"] = replay.summary()
+        return RunOutcome(deployment, replay, result, summary)
+    workload = generate_workload(spec, np.random.default_rng(scenario.seed))
     if len(workload) == 0:
         raise ScenarioError(
             "workload: the arrival process produced no requests (rate x duration is too small); "

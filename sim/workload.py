@@ -40,9 +40,17 @@ class Workload:
     prefix_key: np.ndarray
     prefix_tokens: np.ndarray
     max_tokens: np.ndarray
+    # From traces: the trace's own request ids, and per request the content ids of the prompt's
+    # leading blocks of `prefix_id_tokens` tokens each (equal ids = identical prefix content).
+    trace_ids: np.ndarray | None = None
+    prefix_ids: np.ndarray | None = None
+    prefix_id_tokens: int = 0
 
     def __post_init__(self) -> None:
         lengths = {name: len(getattr(self, name)) for name in _COLUMNS}
+        for name in ("trace_ids", "prefix_ids"):
+            if getattr(self, name) is not None:
+                lengths[name] = len(getattr(self, name))
         if len(set(lengths.values())) > 1:
             raise ScenarioError(f"workload columns differ in length: {lengths}")
         self._check_values()

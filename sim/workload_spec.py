@@ -165,8 +165,54 @@ class SharedPrefixSpec(BaseModel):
         return self.num_groups * self.prompts_per_group
 
 
+class TraceSpec(BaseModel):
+    """Replay a trace file (or a bundled trace by name) instead of generating requests.
+
+    Transforms apply in this order while the trace streams: time window, time scale, rate
+    scale, sampling, model/endpoint filters, per-endpoint output caps, session splitting.
+    """
+
+    model_config = _SPEC_CONFIG
+
+    path: Annotated[str, Field(min_length=1)]
+    format: str | None = None  # detected from the file when not given
+    on_bad_rows: Literal["error", "skip"] = "error"
+    columns: dict[str, str] | None = None  # column mapping of a generic CSV/JSONL/Parquet file
+    start_s: Annotated[float, Field(ge=0)] | None = None
+    end_s: Annotated[float, Field(gt=0)] | None = None
+    time_scale: Annotated[float, Field(gt=0)] = 1.0
+    rate_scale: Annotated[float, Field(gt=0)] = 1.0
+    sample: Annotated[float, Field(gt=0, le=1)] = 1.0
+    models: tuple[str, ...] | None = None
+    endpoints: tuple[str, ...] | None = None
+    max_tokens_by_endpoint: dict[str, Annotated[int, Field(ge=1)]] | None = None
+    session_gap_s: Annotated[float, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _check_window(self) -> TraceSpec:
+        if self.start_s is not None and self.end_s is not None and self.end_s <= self.start_s:
+            raise ScenarioError(
+                f"end_s={self.end_s} must be after start_s={self.start_s}: the window is empty"
+            )
+        return self
+
+    def transforms(self) -> dict:
+        """The transform options that differ from doing nothing (for traces.transforms)."""
+        options = {
+            "start_s": self.start_s, "end_s": self.end_s, "models": self.models,
+            "endpoints": self.endpoints, "max_tokens_by_endpoint": self.max_tokens_by_endpoint,
+            "session_gap_s": self.session_gap_s,
+        }
+        options = {k: v for k, v in options.items() if v is not None}
+        for name in ("time_scale", "rate_scale", "sample"):
+            if getattr(self, name) != 1.0:
+                options[name] = getattr(self, name)
+        return options
+
+
 class WorkloadSpec(BaseModel):
-    """Arrivals (a process and rate, or stages), a size, and lengths or a shared prefix."""
+    """Arrivals (a process and rate, or stages), a size, and lengths or a shared prefix;
+    or a trace to replay."""
 
     model_config = _SPEC_CONFIG
 
@@ -176,10 +222,14 @@ class WorkloadSpec(BaseModel):
     duration_s: Annotated[float, Field(gt=0)] | None = None
     lengths: LengthsSpec | None = None
     shared_prefix: SharedPrefixSpec | None = None
+    trace: TraceSpec | None = None
     max_tokens: Tokens | None = None  # every request's cap on its output (the API's max_tokens)
 
     @model_validator(mode="after")
     def _check_sections(self) -> WorkloadSpec:
+        if self.trace is not None:
+            self._check_trace_alone()
+            return self
         self._check_lengths_source()
         if self.stages is not None:
             self._check_stages()
@@ -196,6 +246,15 @@ class WorkloadSpec(BaseModel):
     @property
     def stages_duration_s(self) -> float | None:
         return None if self.stages is None else sum(stage.duration_s for stage in self.stages)
+
+    def _check_trace_alone(self) -> None:
+        generators = [name for name in ("arrivals", "stages", "lengths", "shared_prefix",
+                                        "duration_s") if getattr(self, name) is not None]
+        if generators:
+            raise ScenarioError(
+                f"trace replays the trace's own arrivals and lengths; remove {', '.join(generators)} "
+                "(use trace.end_s for a time window, num_requests to cap the count)"
+            )
 
     def _check_lengths_source(self) -> None:
         if (self.lengths is None) == (self.shared_prefix is None):

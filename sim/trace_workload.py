@@ -1,0 +1,84 @@
+"""Replaying a trace: its validated chunks become workload chunks for the engine.
+
+The trace streams: each chunk of the file is read, validated, transformed and handed to the
+engine in turn, so a trace of tens of millions of rows never sits in memory whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from sim.errors import ScenarioError
+from sim.workload import Workload
+from sim.workload_spec import TraceSpec
+from traces.errors import TraceError
+from traces.trace import Trace, open_trace
+
+
+class TraceReplay:
+    """Iterates the workload chunks of a trace; afterwards ``summary()`` says what was read."""
+
+    def __init__(self, spec: TraceSpec, *, seed: int, num_requests: int | None = None,
+                 max_tokens: int | None = None) -> None:
+        self.spec = spec
+        self.seed = seed
+        self.num_requests = num_requests
+        self.max_tokens = max_tokens or 0
+        try:
+            self.trace: Trace = open_trace(spec.path, spec.format, on_bad_rows=spec.on_bad_rows,
+                                           options=dict(spec.columns or {}))
+        except TraceError as exc:
+            raise ScenarioError(f"workload.trace: {exc}") from None
+        self.transform_stats: object | None = None
+        self.requests = 0
+
+    def __iter__(self) -> Iterator[Workload]:
+        chunks = self.trace.chunks()
+        options = self.spec.transforms()
+        if options:
+            from traces.transforms import TransformStats, transform
+
+            self.transform_stats = TransformStats()
+            chunks = transform(chunks, seed=self.seed, stats=self.transform_stats, **options)
+        left = self.num_requests
+        for table in chunks:
+            if left is not None:
+                if left <= 0:
+                    return
+                table = table.slice(0, left)
+                left -= table.num_rows
+            self.requests += table.num_rows
+            yield self._workload(table)
+
+    def _workload(self, table: pa.Table) -> Workload:
+        n = table.num_rows
+        prefix_ids = None
+        if "prefix_ids" in table.column_names and self.trace.prefix_block_tokens:
+            prefix_ids = np.empty(n, dtype=object)
+            prefix_ids[:] = [ids or [] for ids in table["prefix_ids"].to_pylist()]
+        return Workload(
+            arrival_s=table["arrival_s"].to_numpy(),
+            input_tokens=table["input_tokens"].to_numpy(),
+            output_tokens=table["output_tokens"].to_numpy(),
+            prefix_key=np.zeros(n, dtype=np.int64),
+            prefix_tokens=np.zeros(n, dtype=np.int64),
+            max_tokens=np.full(n, self.max_tokens, dtype=np.int64),
+            trace_ids=np.asarray(table["request_id"].to_pylist(), dtype=object),
+            prefix_ids=prefix_ids,
+            prefix_id_tokens=self.trace.prefix_block_tokens,
+        )
+
+    def summary(self) -> dict:
+        out = {
+            "path": str(self.spec.path),
+            "format": self.trace.format,
+            "requests_replayed": self.requests,
+            "rows": self.trace.report.summary(),
+        }
+        if self.transform_stats is not None:
+            out["transforms"] = vars(self.transform_stats) if hasattr(
+                self.transform_stats, "__dict__") else str(self.transform_stats)
+        return out

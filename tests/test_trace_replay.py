@@ -1,0 +1,116 @@
+"""Traces replayed through the simulator: ids kept, prefix ids turned into cache hits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from sim.cli import main
+from sim.prefix_hash import shared_block_hashes, trace_block_hashes
+from sim.run import run_scenario
+from sim.scenario import parse_scenario
+from traces.trace import open_trace
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def scenario(trace: dict, **workload: object) -> dict:
+    return {
+        "model": "llama-3.1-8b",
+        "hardware": {"gpu": "h100-sxm"},
+        "workload": {"trace": trace, **workload},
+    }
+
+
+def test_the_azure_conversation_hour_replays_from_a_scenario_file(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    assert main(["run", str(EXAMPLES / "azure-conv-2023-replay-h100.yaml"), "--out", str(out),
+                 "--format", "json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["requests"]["completed"] == 19_366
+    assert summary["trace"]["format"] == "azure"
+    assert summary["trace"]["rows"]["rows_kept"] == 19_366
+    records = pd.read_parquet(out / "requests.parquet")
+    # the trace's own ids (row numbers of the CSV) join the results back to the log
+    assert records["trace_id"].tolist()[:3] == ["0", "1", "2"]
+    assert records.loc[records["trace_id"] == "1", "prompt_tokens"].item() == 396
+    assert records["arrival_s"].iloc[1] == pytest.approx(4.3145790, abs=1e-6)
+
+
+def unbounded_reuse(trace: str, rows: int) -> float:
+    """Share of prompt tokens in blocks whose id an earlier request already had."""
+    table = open_trace(trace).read().slice(0, rows)
+    seen: set[int] = set()
+    reused = total = 0
+    for ids, prompt in zip(table["prefix_ids"].to_pylist(), table["input_tokens"].to_pylist()):
+        for i, block_id in enumerate(ids):
+            tokens = min(512, prompt - 512 * i)
+            total += tokens
+            reused += tokens if block_id in seen else 0
+        seen.update(ids)
+    return reused / total
+
+
+def test_mooncake_hash_ids_become_prefix_cache_hits() -> None:
+    """With a cache too big to evict, simulated hits equal the trace's own reuse."""
+
+    def run(caching: bool) -> dict:
+        data = scenario({"path": "mooncake-synthetic"}, num_requests=1500)
+        data["hardware"] = {"gpu": "h200"}
+        data["engine"] = {"prefix_caching": caching, "num_gpu_blocks": 2_000_000,
+                          "max_model_len": 131_072}
+        return run_scenario(parse_scenario(data)).summary
+
+    cached, uncached = run(True), run(False)
+    reuse = unbounded_reuse("mooncake-synthetic", 1500)
+    assert reuse > 0.2
+    assert cached["kv"]["prefix_cache_hit_rate"] == pytest.approx(reuse, abs=0.01)
+    assert uncached["kv"]["prefix_cache_hit_rate"] == 0.0
+    assert cached["ttft_ms"]["mean"] < uncached["ttft_ms"]["mean"]
+
+
+def test_num_requests_and_max_tokens_apply_to_a_trace() -> None:
+    data = scenario({"path": "azure-code-2023"}, num_requests=500, max_tokens=16)
+    summary = run_scenario(parse_scenario(data)).summary
+    assert summary["requests"]["arrived"] == 500
+    assert summary["requests"]["capped_by_max_tokens"] > 0
+
+
+def test_a_bad_trace_row_is_named_and_exits_2(tmp_path: Path, capsys) -> None:
+    trace = tmp_path / "bad.csv"
+    trace.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n"
+                     "2023-11-16 18:15:46.6805900,374,44\n"
+                     "2023-11-16 18:15:47.1000000,abc,44\n")
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(scenario({"path": str(trace)})))
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "line 3" in err and "ContextTokens" in err and "on-bad-rows skip" in err
+    data = scenario({"path": str(trace), "on_bad_rows": "skip"})
+    summary = run_scenario(parse_scenario(data)).summary
+    assert summary["requests"]["arrived"] == 1
+    assert summary["trace"]["rows"]["rows_dropped"] == 1
+
+
+def test_a_trace_cannot_be_combined_with_generated_arrivals() -> None:
+    from sim.errors import ScenarioError
+
+    with pytest.raises(ScenarioError, match="remove arrivals"):
+        parse_scenario(scenario({"path": "azure-conv-2023"}, arrivals={"rate_per_s": 3}))
+
+
+def test_trace_block_hashes_map_any_block_size_onto_the_trace_ids() -> None:
+    a = trace_block_hashes([7, 8], 512, 1024, 16)
+    b = trace_block_hashes([7, 9], 512, 1000, 16)
+    assert len(a) == 64 and len(b) == 62  # only full blocks of the prompt
+    assert a[:32] == b[:32] and not set(a[32:]) & set(b[32:])
+    # engine blocks larger than the trace's: a block is identified by its last trace block
+    assert trace_block_hashes([1, 2, 3, 4], 16, 64, 32) == trace_block_hashes([5, 2, 6, 4], 16, 64, 32)
+    # never equal to a generated workload's shared-prefix hashes
+    assert not set(trace_block_hashes(list(range(40)), 16, 640, 16)) & set(
+        shared_block_hashes(1, 640, 16))
+    assert trace_block_hashes([-5], 16, 16, 16) != trace_block_hashes([5], 16, 16, 16)

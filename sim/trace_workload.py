@@ -32,7 +32,7 @@ class TraceReplay:
                                            options=dict(spec.columns or {}))
         except TraceError as exc:
             raise ScenarioError(f"workload.trace: {exc}") from None
-        self.transform_stats: object | None = None
+        self.transform_stats = None  # a traces.transforms.TransformStats once transforms run
         self.requests = 0
 
     def __iter__(self) -> Iterator[Workload]:
@@ -79,6 +79,5 @@ class TraceReplay:
             "rows": self.trace.report.summary(),
         }
         if self.transform_stats is not None:
-            out["transforms"] = vars(self.transform_stats) if hasattr(
-                self.transform_stats, "__dict__") else str(self.transform_stats)
+            out["transforms"] = self.transform_stats.summary()
         return out

@@ -197,16 +197,27 @@ def _add_traces_commands(commands: argparse._SubParsersAction) -> None:
 
 def _trace_source_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("trace", help="a trace file, or a bundled name (servesim traces list)")
-    parser.add_argument("--format", dest="trace_format", default=None,
+    parser.add_argument("--format", dest="trace_format", default=None, metavar="FORMAT",
                         help="the trace's format (detected from the file when left out)")
     parser.add_argument("--on-bad-rows", choices=["error", "skip"], default="error",
                         help="stop at the first bad row (default) or drop and count bad rows")
+    parser.add_argument("--column", action="append", default=[], type=_column_mapping,
+                        metavar="KEY=NAME", help="column mapping of a generic trace, repeated: "
+                        "--column arrival=ts --column arrival_unit=ms --column input=prompt ...")
+
+
+def _column_mapping(text: str) -> tuple[str, str]:
+    key, sep, name = text.partition("=")
+    if not sep or not key.strip() or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=NAME (e.g. arrival=ts), got {text!r}")
+    return key.strip(), name.strip()
 
 
 def _open_trace(args: argparse.Namespace):
     from traces.trace import open_trace
 
-    return open_trace(args.trace, args.trace_format, on_bad_rows=args.on_bad_rows)
+    return open_trace(args.trace, args.trace_format, on_bad_rows=args.on_bad_rows,
+                      options=dict(args.column))
 
 
 def _traces_info(args: argparse.Namespace) -> int:
@@ -234,11 +245,11 @@ def _bad_rows_text(summary: dict) -> str:
 
 
 def _traces_convert(args: argparse.Namespace) -> int:
-    from traces.formats.normalized import write_normalized
-
     if args.out.suffix != ".parquet":
         raise TraceError(f"{args.out}: the output must be a .parquet file (normalized traces "
                          f"are Parquet), e.g. {args.out.with_suffix('.parquet')}")
+    from traces.formats.normalized import write_normalized
+
     trace = _open_trace(args)
     try:
         write_normalized(trace.chunks(), args.out, trace.prefix_block_tokens, trace.format)

@@ -140,6 +140,9 @@ def run_scenario(
             raise ScenarioError(f"workload.trace: no requests to replay ({replay.summary()})")
         summary = summarize(deployment, result)
         summary["trace"] = replay.summary()
+        cuts = summary["trace"].get("transforms", {})  # caps applied while the trace streamed
+        summary["requests"]["capped_by_max_tokens"] += cuts.get("truncated_requests", 0)
+        summary["requests"]["output_tokens_saved"] += cuts.get("output_tokens_saved", 0)
         return RunOutcome(deployment, replay, result, summary)
     workload = generate_workload(spec, np.random.default_rng(scenario.seed))
     if len(workload) == 0:

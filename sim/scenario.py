@@ -117,13 +117,17 @@ def load_scenario(path: str | Path) -> Scenario:
 
 
 def _relative_to(scenario: Scenario, folder: Path) -> Scenario:
-    """Read relative file paths in a scenario (model config, latency profile) from its folder."""
+    """Read relative file paths in a scenario (model config, latency profile, trace) from its
+    folder."""
     model = _local_file(scenario.model, folder)
-    profile = _local_file(scenario.engine.latency_profile, folder)
-    if model == scenario.model and profile == scenario.engine.latency_profile:
-        return scenario
-    engine = scenario.engine.model_copy(update={"latency_profile": profile})
-    return scenario.model_copy(update={"model": model, "engine": engine})
+    engine = scenario.engine.model_copy(
+        update={"latency_profile": _local_file(scenario.engine.latency_profile, folder)}
+    )
+    workload = scenario.workload
+    if workload.trace is not None:
+        trace = workload.trace.model_copy(update={"path": _local_file(workload.trace.path, folder)})
+        workload = workload.model_copy(update={"trace": trace})
+    return scenario.model_copy(update={"model": model, "engine": engine, "workload": workload})
 
 
 def _local_file(value: str, folder: Path) -> str:

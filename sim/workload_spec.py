@@ -168,8 +168,9 @@ class SharedPrefixSpec(BaseModel):
 class TraceSpec(BaseModel):
     """Replay a trace file (or a bundled trace by name) instead of generating requests.
 
-    Transforms apply in this order while the trace streams: time window, time scale, rate
-    scale, sampling, model/endpoint filters, per-endpoint output caps, session splitting.
+    Transforms apply in this order while the trace streams: time window, model/endpoint
+    filters, sampling, rate scaling, session splitting (gaps in trace time), re-basing and
+    time scaling, copies from rate scaling, per-endpoint output caps.
     """
 
     model_config = _SPEC_CONFIG

@@ -114,3 +114,25 @@ def test_trace_block_hashes_map_any_block_size_onto_the_trace_ids() -> None:
     assert not set(trace_block_hashes(list(range(40)), 16, 640, 16)) & set(
         shared_block_hashes(1, 640, 16))
     assert trace_block_hashes([-5], 16, 16, 16) != trace_block_hashes([5], 16, 16, 16)
+
+
+def test_a_relative_trace_path_is_read_from_the_scenario_folder(tmp_path: Path, monkeypatch,
+                                                                capsys) -> None:
+    folder = tmp_path / "plans"
+    folder.mkdir()
+    (folder / "mine.csv").write_text("arrived_at,num_prefill_tokens,num_decode_tokens\n"
+                                     "0.0,100,10\n0.5,200,20\n")
+    (folder / "s.yaml").write_text(yaml.safe_dump(scenario({"path": "mine.csv"})))
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(folder / "s.yaml"), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["requests"]["completed"] == 2
+
+
+def test_the_earliest_bad_line_is_reported_whatever_its_problem(tmp_path: Path) -> None:
+    from traces.errors import TraceError
+
+    trace = tmp_path / "t.csv"
+    trace.write_text("arrived_at,num_prefill_tokens,num_decode_tokens\n"
+                     "0.0,100,10\n1.0,-5,10\nbad,100,10\n")
+    with pytest.raises(TraceError, match="line 3"):
+        open_trace(trace).read()

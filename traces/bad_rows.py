@@ -52,6 +52,12 @@ class BadRowReport:
         self.dropped[row.problem] = self.dropped.get(row.problem, 0) + count
         self.examples.setdefault(row.problem, row)
 
+    def unreadable(self, row: BadRow) -> None:
+        """A row the reader itself could not parse: validation never sees it, so count it as read
+        here too (``rows_read == rows_kept + rows_dropped`` must hold)."""
+        self.rows_read += 1
+        self.bad(row)
+
     @property
     def rows_dropped(self) -> int:
         return sum(self.dropped.values())

@@ -12,10 +12,14 @@ import pyarrow as pa
 from traces.bad_rows import BadRowReport, Policy
 from traces.bundled import resolve_name
 from traces.errors import TraceError
-from traces.formats import azure, mooncake, splitwise
+from traces.formats import (azure, burstgpt, generic, llmservingsim, mooncake, normalized,
+                            splitwise, vllm_bench)
 from traces.validate import ChunkValidator
 
-FORMATS: dict[str, ModuleType] = {m.FORMAT: m for m in (azure, mooncake, splitwise)}
+FORMATS: dict[str, ModuleType] = {
+    m.FORMAT: m
+    for m in (azure, burstgpt, generic, llmservingsim, mooncake, normalized, splitwise, vllm_bench)
+}
 DEFAULT_CHUNK_BYTES = 8 << 20  # ~100k-400k rows of a CSV trace per chunk
 
 
@@ -32,17 +36,33 @@ class Trace:
 
     def __post_init__(self) -> None:
         self.report = BadRowReport(self.on_bad_rows)
+        known = getattr(FORMATS[self.format], "OPTIONS", ())
+        unknown = sorted(set(self.options) - set(known))
+        if unknown:
+            raise TraceError(f"unknown option(s) {unknown} for the {self.format} format; it takes "
+                             f"{', '.join(known) if known else 'none'}")
 
     @property
     def prefix_block_tokens(self) -> int:
         """Tokens covered by one of the trace's prefix ids (0: the trace has none)."""
-        return FORMATS[self.format].PREFIX_BLOCK_TOKENS
+        module = FORMATS[self.format]
+        if hasattr(module, "prefix_block_tokens"):  # a file that says so itself
+            return module.prefix_block_tokens(self.path)
+        return module.PREFIX_BLOCK_TOKENS
+
+    @property
+    def source_columns(self) -> dict[str, str]:
+        """Normalized column -> the file's own column, for error messages."""
+        module = FORMATS[self.format]
+        if hasattr(module, "source_columns"):  # a mapping the user gave
+            return module.source_columns(**self.options)
+        return module.SOURCE_COLUMNS
 
     def chunks(self) -> Iterator[pa.Table]:
         """Validated normalized chunks in file order (see ``traces.schema``)."""
         self.report = BadRowReport(self.on_bad_rows)
         module = FORMATS[self.format]
-        validate = ChunkValidator(str(self.path), self.report, module.SOURCE_COLUMNS)
+        validate = ChunkValidator(str(self.path), self.report, self.source_columns)
         for raw in module.read(self.path, self.chunk_bytes, self.report, **self.options):
             table = validate(raw)
             if table.num_rows:

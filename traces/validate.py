@@ -30,11 +30,15 @@ class ChunkValidator:
 
     def __call__(self, table: pa.Table) -> pa.Table:
         self.report.rows_read += table.num_rows
+        checks = list(self._checks(table))
+        if self.report.policy == "error":
+            self._stop_at_first_bad_line(table, checks)
         bad = np.zeros(table.num_rows, dtype=bool)
-        for column, problem, mask in self._checks(table):
-            first = int(np.argmax(mask & ~bad)) if (mask & ~bad).any() else -1
-            if first >= 0:
-                self.report.bad(self._row(table, first, column, problem), int((mask & ~bad).sum()))
+        for column, problem, mask in checks:
+            new = mask & ~bad  # a row is counted once, under the first problem found
+            if new.any():
+                first = int(np.argmax(new))
+                self.report.bad(self._row(table, first, column, problem), int(new.sum()))
             bad |= mask
         kept = table.filter(pa.array(~bad)) if bad.any() else table
         for column in ("input_tokens", "output_tokens"):  # whole numbers now: store as integers
@@ -45,6 +49,14 @@ class ChunkValidator:
             self.latest_arrival = max(self.latest_arrival, float(pc.max(kept["arrival_s"]).as_py()))
         self.report.rows_kept += kept.num_rows
         return kept
+
+    def _stop_at_first_bad_line(self, table: pa.Table, checks: list) -> None:
+        """Under the error policy, report the earliest bad row in the file, whatever its problem."""
+        firsts = [(int(np.argmax(mask)), column, problem)
+                  for column, problem, mask in checks if mask.any()]
+        if firsts:
+            index, column, problem = min(firsts, key=lambda f: f[0])
+            self.report.bad(self._row(table, index, column, problem))
 
     def _checks(self, table: pa.Table):
         arrival = table["arrival_s"].to_numpy(zero_copy_only=False)

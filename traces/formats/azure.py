@@ -30,7 +30,7 @@ def sniff(path: Path, head: str) -> bool:
 
 def read(path: Path, chunk_bytes: int, report: BadRowReport, **options: object) -> Iterator[pa.Table]:
     origin_ns: int | None = None
-    for batch, lines in string_batches(path, chunk_bytes, list(SOURCE_COLUMNS.values())):
+    for batch, lines in string_batches(path, chunk_bytes, report, list(SOURCE_COLUMNS.values())):
         stamps = pd.to_datetime(
             batch.column("TIMESTAMP").to_pandas(), utc=True, format="mixed", errors="coerce"
         )

@@ -26,7 +26,7 @@ def sniff(path: Path, head: str) -> bool:
 
 def read(path: Path, chunk_bytes: int, report: BadRowReport, **options: object) -> Iterator[pa.Table]:
     origin: float | None = None
-    for batch, lines in string_batches(path, chunk_bytes, list(SOURCE_COLUMNS.values())):
+    for batch, lines in string_batches(path, chunk_bytes, report, list(SOURCE_COLUMNS.values())):
         arrived = numbers(batch.column("arrived_at"))
         if origin is None and np.isfinite(arrived).any():
             origin = float(arrived[np.isfinite(arrived)][0])

@@ -20,7 +20,7 @@ FORMATS: dict[str, ModuleType] = {
     m.FORMAT: m
     for m in (azure, burstgpt, generic, llmservingsim, mooncake, normalized, splitwise, vllm_bench)
 }
-DEFAULT_CHUNK_BYTES = 8 << 20  # ~100k-400k rows of a CSV trace per chunk
+DEFAULT_CHUNK_BYTES = 2 << 20  # ~50k-100k rows of a CSV trace per chunk; pyarrow reads ahead
 
 
 @dataclass

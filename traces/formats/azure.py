@@ -32,7 +32,7 @@ def read(path: Path, chunk_bytes: int, report: BadRowReport, **options: object) 
     origin_ns: int | None = None
     for batch, lines in string_batches(path, chunk_bytes, report, list(SOURCE_COLUMNS.values())):
         stamps = pd.to_datetime(
-            batch.column("TIMESTAMP").to_pandas(), utc=True, format="mixed", errors="coerce"
+            batch.column("TIMESTAMP").to_pandas(), utc=True, format="ISO8601", errors="coerce"
         )
         ns = stamps.to_numpy(dtype="datetime64[ns]").astype(np.int64)
         valid = ~np.isnat(stamps.to_numpy(dtype="datetime64[ns]"))

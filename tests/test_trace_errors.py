@@ -124,7 +124,8 @@ VALUE_CASES = {  # name: (row, role, value, reason)
     "fraction": (2, INPUT, 12.5, "token count is not a whole number"),
     "absurd": (4, INPUT, 10**9, "token count is above 10,000,000"),
     "no-arrival": (2, ARRIVAL, None, "arrival time is missing or not a number"),
-    "unsorted": (3, ARRIVAL, 1.5, "arrival time goes back before an earlier row (sort the trace by time)"),
+    "unsorted": (3, ARRIVAL, 1.5,
+                 "arrival time goes back before an earlier row (sort the trace by time)"),
 }
 
 
@@ -146,7 +147,8 @@ def test_a_bad_value_is_pointed_at(tmp_path, layout, row, role, value, reason) -
     with pytest.raises(TraceError) as error:
         layout.open(path, "error").read()
     message = str(error.value)
-    assert f"{path}, line {layout.first_line + row}, column {layout.columns[role]!r}: {reason}" in message
+    where = f"{path}, line {layout.first_line + row}, column {layout.columns[role]!r}"
+    assert f"{where}: {reason}" in message
 
 
 @pytest.mark.parametrize("layout, row, role, value, reason", value_cases())
@@ -180,15 +182,17 @@ def test_several_problems_are_counted_by_reason(tmp_path, layout) -> None:
 
 # --- one bad line --------------------------------------------------------------------------
 
-BROKEN = {"csv": ("3.0,300", "has 2 field(s) where the header has"),
-          "jsonl": ('{"broken": ', "not valid JSON"),
-          "wrong-type": ("[1, 2, 3]", "not a JSON object")}
+LONG_NUMBER = '{"a": ' + "9" * 5000 + "}"  # more digits than Python turns into an int
+BROKEN = {  # kind of file: (a broken line, the reason it is counted under)
+    "csv": [("3.0,300", "has 2 field(s) where the header has")],
+    "jsonl": [('{"broken": ', "not valid JSON"), ("[1, 2, 3]", "not a JSON object"),
+              ("42", "not a JSON object")],
+}
 
 
 @pytest.mark.parametrize("layout, line, reason", [
-    pytest.param(layout, *BROKEN[kind], id=f"{name}-{kind}")
-    for layout, name in zip(LAYOUTS, IDS)
-    for kind in (["csv"] if layout.kind == "csv" else ["jsonl", "wrong-type"] if layout.kind == "jsonl" else [])
+    pytest.param(layout, line, reason, id=f"{name}-{line[:12]}")
+    for layout, name in zip(LAYOUTS, IDS) for line, reason in BROKEN.get(layout.kind, [])
 ])
 def test_a_broken_line_is_pointed_at_or_counted(tmp_path, layout, line, reason) -> None:
     rows: list = list(GOOD)
@@ -202,6 +206,16 @@ def test_a_broken_line_is_pointed_at_or_counted(tmp_path, layout, line, reason) 
     [(problem, count)] = trace.report.summary()["dropped_by_reason"].items()
     assert problem.startswith(reason) and count == 1
     assert_counted(trace, read=5, dropped={problem: 1})
+
+
+@pytest.mark.parametrize("layout", layouts("jsonl"))
+def test_a_number_too_long_for_python_is_counted(tmp_path, layout) -> None:
+    # the broken line sends the piece the careful way, where Python's json meets the long number
+    trace = layout.open(layout.write(tmp_path, [GOOD[0], '{"broken": ', LONG_NUMBER, *GOOD[3:]]),
+                        "skip")
+    assert trace.read().num_rows == 3
+    assert_counted(trace, read=5, dropped={"not valid JSON (Expecting value)": 1,
+                                           "not valid JSON (a number too long)": 1})
 
 
 @pytest.mark.parametrize("layout", layouts(*LINE_KINDS))
@@ -227,6 +241,7 @@ def test_vllm_bench_broken_json_names_the_line(tmp_path) -> None:
     ("[1, 2]", "holds a list"),
     ('{"input_lens": {"a": 1}, "output_lens": [1]}', "column 'input_lens'"),
     ('{"input_lens": [1, 2], "output_lens": [1], "request_rate": 1}', "has 1 entries"),
+    (LONG_NUMBER, "not valid JSON"),
 ])
 def test_vllm_bench_wrong_json_types_are_errors(tmp_path, document, match) -> None:
     path = tmp_path / "result.json"
@@ -322,9 +337,12 @@ def read_anything(layout: Layout, path: Path, policy: str) -> tuple[Trace, bool]
 
 @pytest.mark.parametrize("layout", layouts())
 @pytest.mark.parametrize("policy", ["error", "skip"])
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # see below
 @FUZZ
 @given(data=st.binary(max_size=600), keep_header=st.booleans())
 def test_fuzz_random_bytes(tmp_path, layout, policy, data, keep_header) -> None:
+    # pyarrow cannot hand a CSV row that is not UTF-8 to our handler: it prints the decoding
+    # error as "ignored" and stops with ArrowInvalid, which the reader turns into a TraceError
     path = layout.write(tmp_path, [])
     header = path.read_bytes() if keep_header and layout.kind == "csv" else b""
     path.write_bytes(header + data)
@@ -362,7 +380,8 @@ def json_lines(draw, layout: Layout) -> list[str]:
     row = st.dictionaries(keys, JSON_VALUE, max_size=6).map(json.dumps)
     raw = st.text(alphabet=st.characters(blacklist_characters="\n", blacklist_categories=["Cs"]),
                   max_size=20)
-    return draw(st.lists(st.one_of(row, raw), max_size=10))
+    long_number = st.integers(4000, 4600).map(lambda digits: '{"x": ' + "7" * digits + "}")
+    return draw(st.lists(st.one_of(row, raw, long_number), max_size=10))
 
 
 @pytest.mark.parametrize("layout", layouts("jsonl"))

@@ -52,7 +52,7 @@ def string_batches(path: Path, chunk_bytes: int, report: BadRowReport,
             if blank.any():
                 batch, file_lines = batch.filter(pa.array(~blank)), file_lines[~blank]
             yield batch, file_lines
-    except pa.ArrowInvalid as exc:
+    except pa.ArrowException as exc:
         lines.raise_pending()
         raise TraceError(f"{path}: not a well-formed CSV file ({exc}); check that it is UTF-8 "
                          "text with commas between fields") from None

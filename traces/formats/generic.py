@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from traces.bad_rows import BadRowReport
@@ -69,16 +70,19 @@ def read(path: Path, chunk_bytes: int, report: BadRowReport, **options: object) 
         seconds = _seconds(path, mapping["arrival_s"], columns["arrival_s"], unit)
         if origin is None and np.isfinite(seconds).any():
             origin = float(seconds[np.isfinite(seconds)][0])
+        row_numbers = pa.array(lines - (2 if kind == "csv" else 1)).cast(pa.string())
         normal = {
             "arrival_s": seconds - (origin or 0.0),
             "input_tokens": _floats(path, mapping["input_tokens"], columns["input_tokens"]),
             "output_tokens": _floats(path, mapping["output_tokens"], columns["output_tokens"]),
-            "request_id": pa.array(lines - (2 if kind == "csv" else 1)).cast(pa.string()),
+            "request_id": row_numbers,
             "line": lines,
         }
         for name in _TEXTS:
             if name in columns:
                 normal[name] = _text(path, mapping[name], columns[name])
+        if "request_id" in columns:  # rows without their own id keep their number
+            normal["request_id"] = pc.coalesce(normal["request_id"], row_numbers)
         if "priority" in columns:
             normal["priority"] = _priority(path, mapping["priority"], columns["priority"])
         yield raw_table(normal)
@@ -86,7 +90,8 @@ def read(path: Path, chunk_bytes: int, report: BadRowReport, **options: object) 
 
 def _mapping(options: dict) -> dict[str, str]:
     mapping = source_columns(**options)
-    missing = [_OPTION_OF[n] for n in ("arrival_s", "input_tokens", "output_tokens") if n not in mapping]
+    required = ("arrival_s", "input_tokens", "output_tokens")
+    missing = [_OPTION_OF[n] for n in required if n not in mapping]
     if missing:
         raise TraceError(f"the generic format needs the column names as options arrival, input "
                          f"and output (and arrival_unit); missing: {', '.join(missing)}")
@@ -132,7 +137,7 @@ def _first_object(path: Path) -> dict | None:
             if line.strip():
                 try:
                     row = json.loads(line)
-                except (json.JSONDecodeError, RecursionError):
+                except (ValueError, RecursionError):  # ValueError: also too many digits
                     return None
                 return row if isinstance(row, dict) else None
     return None

@@ -114,6 +114,8 @@ def _parse(text: str, number: int, path: Path, report: BadRowReport) -> dict | N
         problem = None if isinstance(row, dict) else "not a JSON object"
     except json.JSONDecodeError as exc:
         problem = f"not valid JSON ({exc.msg})"
+    except ValueError:  # an integer of more digits than Python converts
+        problem = "not valid JSON (a number too long)"
     except RecursionError:
         problem = "not valid JSON (nested too deep)"
     if problem:

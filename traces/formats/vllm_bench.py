@@ -51,12 +51,12 @@ def read(path: Path, chunk_bytes: int, report: BadRowReport, seed: int = 0) -> I
         arrival = starts - (known[0] if len(known) else 0.0)
     else:
         arrival = _regenerated(path, result, len(inputs), seed)
-    ids = result.get("request_ids")
+    ids = result.get("request_ids")  # in some vLLM versions; else the position
     if not (isinstance(ids, list) and len(ids) == len(inputs)):
-        ids = range(len(inputs))
+        ids = [None] * len(inputs)
     table = raw_table({
         "arrival_s": arrival, "input_tokens": inputs, "output_tokens": outputs,
-        "request_id": [str(i) for i in ids],
+        "request_id": [str(n if i is None else i) for n, i in enumerate(ids)],
         "line": np.arange(1, len(inputs) + 1, dtype=np.int64),
     })
     rows = max(1, chunk_bytes // _ROW_BYTES)
@@ -71,6 +71,8 @@ def _load(path: Path) -> dict:
     except json.JSONDecodeError as exc:
         raise TraceError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg}); a vLLM "
                          "benchmark result is one JSON object") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise TraceError(f"{path}: not valid JSON ({exc})") from None
     except RecursionError:
         raise TraceError(f"{path}: not valid JSON (nested too deep)") from None
     if not isinstance(result, dict):

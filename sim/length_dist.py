@@ -8,17 +8,17 @@ would add half a token to every request).
 from __future__ import annotations
 
 from functools import lru_cache
-from importlib import resources
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from sim.workload_spec import Dataset, LengthsSpec, LengthSpec
+from traces.bundled import length_table_path
 
 Role = Literal["input", "output"]
 
-# The dataset column each role reads (see sim/catalog/datasets/PROVENANCE.md).
+# The dataset column each role reads (see traces/bundled/PROVENANCE.md).
 _COLUMNS: dict[Role, str] = {"input": "num_prefill_tokens", "output": "num_decode_tokens"}
 _LARGEST_TOKENS = 2.0**53
 
@@ -61,10 +61,8 @@ def dataset_table(name: Dataset) -> pd.DataFrame:
 
     Cached and shared between callers: read it, never modify it.
     """
-    path = resources.files("sim") / "catalog" / "datasets" / f"{name}.csv"
-    with path.open("r") as handle:
-        table = pd.read_csv(handle, usecols=list(_COLUMNS.values()), dtype="int64")
-    return table
+    path = length_table_path(name)
+    return pd.read_csv(path, usecols=list(_COLUMNS.values()), dtype="int64")
 
 
 def _same_dataset(first: LengthSpec, second: LengthSpec) -> bool:

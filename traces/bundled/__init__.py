@@ -15,6 +15,14 @@ BUNDLED = {
 }
 
 
+# Length tables of real requests (no timestamps), used by `dist: empirical` lengths.
+LENGTH_TABLES = {"sharegpt": "sharegpt-lengths.csv", "arxiv": "arxiv-lengths.csv"}
+
+
+def length_table_path(name: str) -> Path:
+    return _HERE / LENGTH_TABLES[name]
+
+
 def names() -> list[str]:
     return sorted(BUNDLED)
 

@@ -45,8 +45,12 @@ class ChunkValidator:
             kept = kept.set_column(
                 kept.schema.get_field_index(column), column, pc.cast(kept[column], pa.int64())
             )
-        if kept.num_rows:
-            self.latest_arrival = max(self.latest_arrival, float(pc.max(kept["arrival_s"]).as_py()))
+        # Time so far counts every valid timestamp, also of rows dropped for other reasons,
+        # within a chunk (see _checks) and across chunks alike.
+        arrival = table["arrival_s"].to_numpy(zero_copy_only=False)
+        if np.isfinite(arrival).any():
+            self.latest_arrival = max(self.latest_arrival, float(np.nanmax(
+                np.where(np.isfinite(arrival), arrival, np.nan))))
         self.report.rows_kept += kept.num_rows
         return kept
 

@@ -368,3 +368,19 @@ def test_small_chunks_read_the_same_rows(source, format, options, chunk_bytes) -
     chunks = list(pieces.chunks())
     assert len(chunks) > 1
     assert pa.concat_tables(chunks).equals(whole)
+
+
+def test_azure_2024_timestamps_with_a_utc_offset(tmp_path: Path) -> None:
+    """The 2024 week-long Azure traces carry an offset on every timestamp."""
+    path = tmp_path / "AzureLLMInferenceTrace_conv_1week.csv"
+    path.write_text(
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+        "2024-05-10 00:00:00.009930+00:00,2269,263\n"
+        "2024-05-10 00:00:00.522510+00:00,1232,198\n"
+        "2024-05-10 00:00:02+00:00,35,12\n"
+    )
+    trace = open_trace(path)
+    assert trace.format == "azure"
+    table = trace.read()
+    assert table["arrival_s"].to_pylist() == pytest.approx([0.0, 0.51258, 1.99007])
+    assert table["input_tokens"].to_pylist() == [2269, 1232, 35]

@@ -144,7 +144,8 @@ class Replica:
             return step
         started = max(1, step.timing.steps_started_before(arrival_s - step.start_s))
         timing, total = step.timing.prefix(started)
-        return step._replace(timing=timing, num_steps=started, end_s=step.start_s + total)
+        start = step.start_s
+        return PlannedStep(start, start + total, timing, started, step.batch, step.kv_used_start)
 
     def _apply(self, step: PlannedStep) -> None:
         end = step.end_s

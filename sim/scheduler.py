@@ -209,14 +209,15 @@ class ContinuousScheduler:
             return 0
         tokens = min(tokens, budget)
         hits = request.block_hashes[:shared_hits]
-        reclaimed = private_hits + pool.count_free(hits)
+        reclaimed = private_hits + (pool.count_free(hits) if shared_hits else 0)
         new_blocks = _ceil_div(computed + tokens, bs) - hit_blocks
         if new_blocks + reclaimed > pool.num_free:
             return 0
         self.waiting.popleft()
         if pool.private_cached(request.rid) and not private_hits:
             pool.forget_private(request.rid)
-        pool.acquire_shared(hits)
+        if shared_hits:
+            pool.acquire_shared(hits)
         if private_hits:
             pool.claim_private(request.rid, private_hits)
         pool.allocate(new_blocks)
@@ -241,7 +242,8 @@ class ContinuousScheduler:
         if not self.pool.caching:
             return 0, 0
         limit = (request.num_tokens - 1) // self.block_size
-        shared = self.pool.longest_shared_prefix(request.block_hashes, limit)
+        hashes = request.block_hashes
+        shared = self.pool.longest_shared_prefix(hashes, limit) if hashes else 0
         own = self.pool.private_cached(request.rid)
         if own and shared == request.private_from:
             return shared, min(own, limit - shared)
@@ -249,7 +251,7 @@ class ContinuousScheduler:
 
     def _register_shared(self, request: Request, tokens: int) -> None:
         """Publish the shareable blocks this step fills, so later requests can hit them."""
-        if not self.pool.caching:
+        if not self.pool.caching or not request.block_hashes:
             return
         bs = self.block_size
         if request.num_computed // bs != request.shared_held:

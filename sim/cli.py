@@ -43,7 +43,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--format", choices=["table", "json"], default="table")
     run.add_argument("--seed", type=_seed, help="override the scenario's seed (an integer >= 0)")
     run.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a scenario value, e.g. --set engine.max_num_seqs=64 "
+                     "(repeatable)")
     run.set_defaults(handler=_run)
+
+    compare = commands.add_parser(
+        "compare", help="simulate several scenarios and show them side by side",
+        description="The first scenario is the baseline; the others show their change against "
+        "it. A scenario argument may carry its own overrides: base.yaml@hardware.gpu=a100-80gb",
+    )
+    compare.add_argument("scenarios", nargs="+", metavar="SCENARIO[@KEY=VALUE...]")
+    compare.add_argument("--set", dest="overrides", action="append", default=[],
+                         metavar="KEY=VALUE", help="override a value in every scenario")
+    compare.add_argument("--seed", type=_seed, help="override every scenario's seed")
+    compare.add_argument("--format", choices=["table", "json"], default="table")
+    compare.set_defaults(handler=_compare)
 
     for name, helptext in (("models", "list catalog models"), ("gpus", "list catalog GPUs"),
                            ("prices", "list catalog GPU prices with source and date")):
@@ -66,7 +81,7 @@ def _run(args: argparse.Namespace) -> int:
     from sim.scenario import load_scenario
     from sim.report import format_table
 
-    scenario = load_scenario(args.scenario)
+    scenario = load_scenario(args.scenario, args.overrides)
     if args.seed is not None:
         scenario = scenario.with_seed(args.seed)
     with _progress(enabled=not args.no_progress) as progress:
@@ -77,6 +92,27 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(outcome.summary, indent=2))
     else:
         print(format_table(outcome.summary))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from sim.comparison import compare, format_comparison
+    from sim.run import run_scenario
+    from sim.scenario import load_scenario
+
+    names, summaries = [], []
+    for argument in args.scenarios:
+        path, *own = argument.split("@")
+        scenario = load_scenario(path, [*args.overrides, *own])
+        if args.seed is not None:
+            scenario = scenario.with_seed(args.seed)
+        summaries.append(run_scenario(scenario).summary)
+        names.append(argument if own or scenario.name in names else scenario.name)
+    rows = compare(summaries)
+    if args.format == "json":
+        print(json.dumps({"scenarios": names, "metrics": rows}, indent=2))
+    else:
+        print(format_comparison(names, rows))
     return 0
 
 

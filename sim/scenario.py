@@ -10,6 +10,7 @@ resolved into an engine setup (``sim.run``).
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -105,7 +106,8 @@ def parse_scenario(data: Any, where: str = "scenario") -> Scenario:
         raise ScenarioError(f"{where} is not valid:\n{_describe(exc)}") from None
 
 
-def load_scenario(path: str | Path) -> Scenario:
+def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
+    """Load a scenario file, with ``section.key=value`` overrides applied before validation."""
     path = Path(path)
     if not path.is_file():
         raise ScenarioError(f"no scenario file at {path}; give the path of a YAML scenario")
@@ -113,7 +115,39 @@ def load_scenario(path: str | Path) -> Scenario:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ScenarioError(f"{path} is not valid YAML: {exc}") from None
+    if overrides and isinstance(data, dict):
+        data = apply_overrides(data, overrides)
     return _relative_to(parse_scenario(data, where=str(path)), path.parent)
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """A copy of a scenario document with each ``dotted.key=value`` set (value read as YAML).
+
+    ``engine.max_num_seqs=64`` or ``workload.arrivals.rate_per_s=8`` change one value, so a sweep
+    needs no file editing; missing sections are created, and validation then checks the result.
+    """
+    data = copy.deepcopy(data)
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise ScenarioError(
+                f"--set {override!r}: write it as section.key=value, e.g. engine.max_num_seqs=64"
+            )
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ScenarioError(f"--set {override!r}: the value is not valid YAML ({exc})") from None
+        node = data
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ScenarioError(
+                    f"--set {override!r}: {part} is a value, not a section with keys"
+                )
+            node = child
+        node[parts[-1]] = value
+    return data
 
 
 def _relative_to(scenario: Scenario, folder: Path) -> Scenario:

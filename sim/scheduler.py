@@ -93,7 +93,7 @@ class ContinuousScheduler:
         demand = self._new_block_keys[-step % self.block_size]
         if demand > self.pool.num_free:
             self._schedule_decoders_preempting(step)
-        else:
+        elif demand:
             self.pool.allocate(demand)
         budget = self.limits.max_num_batched_tokens - len(self.decoding)
         if self.prefilling:
@@ -122,7 +122,9 @@ class ContinuousScheduler:
         """Apply ``num_steps`` steps (several only for a pure decode run); return finishers."""
         first = self.step
         if num_steps > 1:
-            self.pool.allocate(self._decode_demand(first + 1, num_steps - 1))
+            demand = self._decode_demand(first + 1, num_steps - 1)
+            if demand:
+                self.pool.allocate(demand)
         finished: list[Request] = []
         for request, tokens in self._chunks:
             request.num_computed += tokens

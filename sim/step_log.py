@@ -33,11 +33,13 @@ class StepLog:
             (start_s, num_steps, total, batch.decode_seqs, batch.prefill_seqs,
              batch.prefill_tokens, kv_used_start, kv_used_end)
         )
-        if batch.decode_seqs:
+        seqs = batch.decode_seqs
+        if seqs:
             if isinstance(timing, float):
-                self._itl.append((timing, 0.0, 1, batch.decode_seqs))
+                self._itl.append((timing, 0.0, 1, seqs))
             else:
-                self._itl.extend((*piece, batch.decode_seqs) for piece in timing.pieces)
+                for first, slope, count in timing.pieces:
+                    self._itl.append((first, slope, count, seqs))
 
     def __len__(self) -> int:
         return len(self._rows)

@@ -80,21 +80,39 @@ def resolve(scenario: Scenario) -> Deployment:
             model, hw.tensor_parallel, eng.kv_cache_dtype
         ),
     )
+    max_model_len = _max_model_len(scenario, model, memory)
     setup = EngineSetup(
-        limits=SchedulerLimits(
-            max_num_seqs=eng.max_num_seqs,
-            max_num_batched_tokens=eng.max_num_batched_tokens,
-            block_size=eng.block_size,
-            chunked_prefill=eng.chunked_prefill,
-        ),
+        limits=_limits(scenario, max_model_len),
         num_gpu_blocks=memory.num_gpu_blocks,
-        prefix_caching=eng.prefix_caching,
-        max_model_len=_max_model_len(scenario, model, memory),
+        prefix_caching=eng.prefix_caching and eng.scheduler == "continuous",
+        max_model_len=max_model_len,
         latency=latency,
         replicas=hw.replicas,
         router=hw.router,
     )
     return Deployment(scenario, model, gpu, memory, profile, _fleet_price(scenario), setup)
+
+
+def _limits(scenario: Scenario, max_model_len: int) -> SchedulerLimits:
+    """The scheduler's limits; the naive policy is one whole request at a time.
+
+    Naive serving (a plain generate() loop behind a queue) runs requests one after another:
+    one sequence per step, each prompt computed whole in one step, no prefix cache.
+    """
+    eng = scenario.engine
+    if eng.scheduler == "naive":
+        return SchedulerLimits(
+            max_num_seqs=1,
+            max_num_batched_tokens=max_model_len,
+            block_size=eng.block_size,
+            chunked_prefill=False,
+        )
+    return SchedulerLimits(
+        max_num_seqs=eng.max_num_seqs,
+        max_num_batched_tokens=eng.max_num_batched_tokens,
+        block_size=eng.block_size,
+        chunked_prefill=eng.chunked_prefill,
+    )
 
 
 def _max_model_len(scenario: Scenario, model: ModelSpec, memory: MemoryPlan) -> int:
@@ -150,7 +168,7 @@ def run_scenario(
             "workload: the arrival process produced no requests (rate x duration is too small); "
             "raise workload.arrivals.rate_per_s or workload.duration_s, or give num_requests"
         )
-    if not deployment.scenario.engine.chunked_prefill:
+    if not deployment.setup.limits.chunked_prefill:
         _check_prompts_fit_one_step(workload, deployment)
     result = simulate(deployment.setup, workload, progress)
     return RunOutcome(deployment, workload, result, summarize(deployment, result))

@@ -41,7 +41,9 @@ class HardwareSpec(BaseModel):
 class EngineSpec(BaseModel):
     model_config = _STRICT
 
-    scheduler: Literal["continuous"] = "continuous"
+    # continuous: vLLM-style iteration-level batching; naive: one request at a time per
+    # replica, whole prompt in one step (a plain generate() server), no prefix cache
+    scheduler: Literal["continuous", "naive"] = "continuous"
     max_num_seqs: Annotated[int, Field(ge=1)] = 256
     max_num_batched_tokens: Annotated[int, Field(ge=1)] = 8192
     max_model_len: Annotated[int, Field(ge=2)] | None = None

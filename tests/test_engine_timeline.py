@@ -146,3 +146,32 @@ def test_single_request_timeline_with_the_roofline_model() -> None:
                for i in range(3)]
     assert row.ttft_s == pytest.approx(prefill, rel=1e-12)
     assert row.e2e_s == pytest.approx(prefill + sum(decodes), rel=1e-12)
+
+
+def test_naive_policy_serves_one_whole_request_at_a_time() -> None:
+    from sim.run import resolve, run_scenario
+    from sim.scenario import parse_scenario
+
+    data = {
+        "model": "llama-3.1-8b",
+        "hardware": {"gpu": "h100-sxm"},
+        "engine": {"scheduler": "naive"},
+        "workload": {"arrivals": {"rate_per_s": 20}, "num_requests": 60,
+                     "lengths": {"input": {"dist": "uniform", "min": 100, "max": 12000},
+                                 "output": {"dist": "uniform", "min": 1, "max": 50}}},
+    }
+    scenario = parse_scenario(data)
+    setup = resolve(scenario).setup
+    assert setup.limits.max_num_seqs == 1 and not setup.limits.chunked_prefill
+    assert not setup.prefix_caching
+    outcome = run_scenario(scenario)
+    steps, records = outcome.result.steps, outcome.result.records
+    assert (steps["prefill_seqs"] + steps["decode_seqs"] <= 1).all()
+    assert (steps.loc[steps["prefill_seqs"] > 0, "prefill_tokens"]
+            .isin(records["prompt_tokens"])).all()  # every prompt in one step
+    ordered = records.sort_values("first_scheduled_s")
+    # service never overlaps: each request starts after the previous one finished
+    assert (ordered["first_scheduled_s"].to_numpy()[1:]
+            >= ordered["finish_s"].to_numpy()[:-1] - 1e-12).all()
+    continuous = run_scenario(parse_scenario({**data, "engine": {}})).summary
+    assert continuous["e2e_ms"]["mean"] < outcome.summary["e2e_ms"]["mean"]

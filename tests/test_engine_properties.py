@@ -138,3 +138,20 @@ def test_scheduler_states_stay_consistent(case: tuple[dict, Workload], seed: int
         distinct_shared = sum(1 for h in pool.cached_hashes() if pool.ref_count(h) > 0)
         assert pool.num_used == held - shared_refs + distinct_shared
     assert sorted(r.rid for r in finished) == list(range(len(requests)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(small_runs(), st.lists(st.integers(1, 10), min_size=1, max_size=6))
+def test_a_workload_streamed_in_chunks_gives_the_same_records(case: tuple[dict, Workload],
+                                                               sizes: list[int]) -> None:
+    """Streaming a trace chunk by chunk must not change what the engine does."""
+    setup_args, workload = case
+    columns = workload.columns()
+    chunks, start = [], 0
+    while start < len(workload):
+        size = sizes[len(chunks) % len(sizes)]
+        chunks.append(Workload(**{k: v[start:start + size] for k, v in columns.items()}))
+        start += size
+    whole = simulate(make_setup(**setup_args), workload)
+    streamed = simulate(make_setup(**setup_args), iter(chunks))
+    pd.testing.assert_frame_equal(whole.records, streamed.records)

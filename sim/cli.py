@@ -144,7 +144,7 @@ class _progress:
 
         def update(done: int, total: int) -> None:
             if self.bar is None:
-                self.bar = tqdm(total=total, unit="req", desc="simulating", file=sys.stderr,
+                self.bar = tqdm(total=total or None, unit="req", desc="simulating", file=sys.stderr,
                                 leave=False)
             self.bar.update(done - self.bar.n)
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from traces.formats.csv_chunks import header, numbers, string_batches
+from traces.formats.csv_chunks import has_columns, numbers, string_batches
 from traces.bad_rows import BadRowReport
 from traces.schema import raw_table
 
@@ -25,7 +25,7 @@ PREFIX_BLOCK_TOKENS = 0
 
 
 def sniff(path: Path, head: str) -> bool:
-    return set(SOURCE_COLUMNS.values()) <= set(header(path)) if path.suffix == ".csv" else False
+    return has_columns(path, list(SOURCE_COLUMNS.values()))
 
 
 def read(path: Path, chunk_bytes: int, report: BadRowReport, **options: object) -> Iterator[pa.Table]:

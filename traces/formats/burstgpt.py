@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
 from traces.bad_rows import BadRowReport
-from traces.formats.csv_chunks import header, numbers, string_batches, text
+from traces.formats.csv_chunks import has_columns, header, numbers, string_batches, text
+from traces.formats.time_origin import TimeOrigin
 from traces.schema import raw_table
 
 FORMAT = "burstgpt"
@@ -33,7 +33,7 @@ _SESSION_SPELLINGS = ("Session ID", "SessionID")
 
 
 def sniff(path: Path, head: str) -> bool:
-    return path.suffix == ".csv" and set(_REQUIRED) <= set(header(path))
+    return has_columns(path, _REQUIRED)
 
 
 def read(path: Path, chunk_bytes: int, report: BadRowReport, **options: object) -> Iterator[pa.Table]:
@@ -43,13 +43,11 @@ def read(path: Path, chunk_bytes: int, report: BadRowReport, **options: object) 
     if session:
         texts["session_id"] = session
     texts = {normal: column for normal, column in texts.items() if column in names}
-    origin: float | None = None
+    origin = TimeOrigin()
     for batch, lines in string_batches(path, chunk_bytes, report, _REQUIRED):
         stamps = numbers(batch.column("Timestamp"))
-        if origin is None and np.isfinite(stamps).any():
-            origin = float(stamps[np.isfinite(stamps)][0])
         yield raw_table({
-            "arrival_s": stamps - (origin or 0.0),
+            "arrival_s": origin.since_first(stamps),
             "input_tokens": numbers(batch.column("Request tokens")),
             "output_tokens": numbers(batch.column("Response tokens")),
             "request_id": pa.array(lines - 2).cast(pa.string()),

@@ -30,6 +30,11 @@ def header(path: Path) -> list[str]:
     return [name.strip().strip('"').strip() for name in first.strip("\r\n").split(",")]
 
 
+def has_columns(path: Path, columns: list[str]) -> bool:
+    """Is ``path`` a CSV file whose header names all of ``columns``? (format sniffing)"""
+    return path.suffix == ".csv" and set(columns) <= set(header(path))
+
+
 def string_batches(path: Path, chunk_bytes: int, report: BadRowReport,
                    required: list[str]) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
     """Record batches with every column as text, and the 1-based file line of each row."""

@@ -29,6 +29,7 @@ from traces.bad_rows import BadRowReport
 from traces.errors import TraceError
 from traces.formats.csv_chunks import header, numbers, string_batches, text
 from traces.formats.json_lines import records
+from traces.formats.time_origin import TimeOrigin
 from traces.schema import raw_table
 
 FORMAT = "generic"
@@ -65,14 +66,12 @@ def read(path: Path, chunk_bytes: int, report: BadRowReport, **options: object) 
         raise TraceError(f"{path}: the generic format reads {', '.join(_KINDS)} files; "
                          "rename the file to say which it is")
     batches = {"csv": _csv, "jsonl": _jsonl, "parquet": _parquet}[kind]
-    origin: float | None = None
+    origin = TimeOrigin()
     for columns, lines in batches(path, chunk_bytes, report, mapping, unit):
         seconds = _seconds(path, mapping["arrival_s"], columns["arrival_s"], unit)
-        if origin is None and np.isfinite(seconds).any():
-            origin = float(seconds[np.isfinite(seconds)][0])
         row_numbers = pa.array(lines - (2 if kind == "csv" else 1)).cast(pa.string())
         normal = {
-            "arrival_s": seconds - (origin or 0.0),
+            "arrival_s": origin.since_first(seconds),
             "input_tokens": _floats(path, mapping["input_tokens"], columns["input_tokens"]),
             "output_tokens": _floats(path, mapping["output_tokens"], columns["output_tokens"]),
             "request_id": row_numbers,

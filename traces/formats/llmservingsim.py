@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from traces.bad_rows import BadRowReport
 from traces.formats.json_lines import records
+from traces.formats.time_origin import TimeOrigin
 from traces.schema import raw_table
 
 FORMAT = "llmservingsim"
@@ -40,14 +41,12 @@ def sniff(path: Path, head: str) -> bool:
 
 
 def read(path: Path, chunk_bytes: int, report: BadRowReport, **options: object) -> Iterator[pa.Table]:
-    origin: float | None = None
+    origin = TimeOrigin()
     for columns, lines in records(path, chunk_bytes, report, _FIELDS):
         stamps = columns["arrival_time_ns"].to_numpy(zero_copy_only=False)
-        if origin is None and np.isfinite(stamps).any():
-            origin = float(stamps[np.isfinite(stamps)][0])
         inputs = columns["input_toks"].to_numpy(zero_copy_only=False)
         yield raw_table({
-            "arrival_s": (stamps - (origin or 0.0)) / 1e9,
+            "arrival_s": origin.since_first(stamps) / 1e9,
             "input_tokens": inputs,
             "output_tokens": columns["output_toks"],
             "request_id": pa.array(lines - 1).cast(pa.string()),

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
 from traces.bad_rows import BadRowReport
 from traces.formats.json_lines import records
+from traces.formats.time_origin import TimeOrigin
 from traces.schema import raw_table
 
 FORMAT = "mooncake"
@@ -33,13 +33,11 @@ def sniff(path: Path, head: str) -> bool:
 
 
 def read(path: Path, chunk_bytes: int, report: BadRowReport, **options: object) -> Iterator[pa.Table]:
-    origin: float | None = None
+    origin = TimeOrigin()
     for columns, lines in records(path, chunk_bytes, report, _FIELDS):
         stamps = columns["timestamp"].to_numpy(zero_copy_only=False)
-        if origin is None and np.isfinite(stamps).any():
-            origin = float(stamps[np.isfinite(stamps)][0])
         yield raw_table({
-            "arrival_s": (stamps - (origin or 0.0)) / 1000.0,
+            "arrival_s": origin.since_first(stamps) / 1000.0,
             "input_tokens": columns["input_length"],
             "output_tokens": columns["output_length"],
             "request_id": pa.array(lines - 1).cast(pa.string()),

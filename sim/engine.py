@@ -63,7 +63,6 @@ class SimulationResult:
     itl_weights: np.ndarray
     num_gpu_blocks: int
     replicas: int
-    busy_s: list[float]
     preemptions: int
     lookup_tokens: int
     hit_tokens: int
@@ -122,7 +121,6 @@ def simulate(
         itl_weights=weights,
         num_gpu_blocks=setup.num_gpu_blocks,
         replicas=setup.replicas,
-        busy_s=[r.busy_s for r in replicas],
         preemptions=sum(s.num_preemptions for s in schedulers),
         lookup_tokens=sum(s.lookup_tokens for s in schedulers),
         hit_tokens=sum(s.hit_tokens for s in schedulers),

@@ -63,7 +63,6 @@ class Replica:
         self.scheduler = scheduler
         self.latency = latency
         self.log = StepLog()
-        self.busy_s = 0.0
         self._on_finish = on_finish
         self._clock = clock
         self._macro_steps = macro_steps
@@ -150,7 +149,6 @@ class Replica:
     def _apply(self, step: PlannedStep) -> None:
         end = step.end_s
         finished = self.scheduler.complete(step.num_steps, end)
-        self.busy_s += end - step.start_s
         self.log.add(step.start_s, step.timing, step.num_steps, step.batch, step.kv_used_start,
                      self.scheduler.pool.num_used)
         for request in finished:

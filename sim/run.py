@@ -196,7 +196,8 @@ def summarize(deployment: Deployment, result: SimulationResult) -> dict:
     tpot = metrics.distribution_ms(completed["tpot_s"])
     output_tokens = int(completed["output_tokens"].sum())
     total_tokens = output_tokens + int(completed["prompt_tokens"].sum())
-    busy = sum(result.busy_s) / (result.replicas * duration) if duration > 0 else 0.0
+    busy_s = float(result.steps["duration_s"].sum())  # replicas are busy exactly while stepping
+    busy = busy_s / (result.replicas * duration) if duration > 0 else 0.0
     return {
         "scenario": scenario.name,
         "seed": scenario.seed,

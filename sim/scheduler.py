@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from sim.batch import Batch, chunk_terms
 from sim.block_pool import BlockPool
+from sim.kv_state import KvState
 from sim.request import Request
 
 
@@ -60,6 +61,8 @@ class ContinuousScheduler:
         self._new_block_keys = [0] * limits.block_size
         self._context_offset = 0  # decode context at step s = _context_offset + s * len(decoding)
         self._finish_heap: list[tuple[int, int, Request]] = []
+        # unused slots in the decoders' last blocks at the start of step ``self.step``
+        self._decoder_tail = 0
         self._chunks: list[tuple[Request, int]] = []  # this step's prefill work: (request, tokens)
         self._preempted_this_step = False
         self.num_preemptions = 0
@@ -79,6 +82,16 @@ class ContinuousScheduler:
     @property
     def has_work(self) -> bool:
         return bool(self.waiting or self.decoding or self.prefilling)
+
+    def kv_state(self) -> KvState:
+        """Held blocks split into token states and the unused tails of last blocks.
+
+        Paged memory reserves nothing ahead and has no holes; shared prefix blocks are full,
+        so only each request's own last block can have an unused tail.
+        """
+        bs = self.block_size
+        tail = self._decoder_tail + sum(-r.num_computed % bs for r in self.prefilling.values())
+        return KvState(self.pool.num_used * bs - tail, 0, tail, 0)
 
     # ---- one step ------------------------------------------------------------------------
 
@@ -125,6 +138,7 @@ class ContinuousScheduler:
             demand = self._decode_demand(first + 1, num_steps - 1)
             if demand:
                 self.pool.allocate(demand)
+        self._advance_decoder_tail(first, num_steps)
         finished: list[Request] = []
         for request, tokens in self._chunks:
             request.num_computed += tokens
@@ -291,6 +305,7 @@ class ContinuousScheduler:
         self.decoding[request.rid] = request
         self._new_block_keys[request.computed_offset % self.block_size] += 1
         self._context_offset += request.computed_offset
+        self._decoder_tail += -request.num_computed % self.block_size
         last_step = request.output_tokens - request.output_offset - 1
         heapq.heappush(self._finish_heap, (last_step, request.rid, request))
 
@@ -301,6 +316,19 @@ class ContinuousScheduler:
         self._context_offset -= request.computed_offset
         request.num_computed = step + request.computed_offset
         request.num_output = step + request.output_offset
+        self._decoder_tail -= -request.num_computed % self.block_size
+
+    def _advance_decoder_tail(self, first: int, num_steps: int) -> None:
+        """Move the decoders' unused block tails on by ``num_steps`` steps.
+
+        Each step fills one slot of every decoder's last block, except for the decoders that
+        start a new block that step (their tail goes from 0 to block_size - 1): exactly the
+        decoders counted by the new-block demand.
+        """
+        if not self.decoding:
+            return
+        new_blocks = self._decode_demand(first, num_steps)
+        self._decoder_tail += new_blocks * self.block_size - num_steps * len(self.decoding)
 
     def _is_current(self, request: Request, last_step: int) -> bool:
         """A heap entry is stale if its request was preempted (and maybe re-admitted) since."""

@@ -126,12 +126,16 @@ def test_scheduler_states_stay_consistent(case: tuple[dict, Workload], seed: int
         assert not waiting & running
         steps = scheduler.decode_horizon() if rng.random() < 0.5 else 1
         finished += scheduler.complete(steps, 0.0)
-        held = 0
+        held = tails = 0
         for r in scheduler.decoding.values():
             computed = scheduler.step + r.computed_offset
             held += -(-computed // bs)
+            tails += -computed % bs
         for r in scheduler.prefilling.values():
             held += -(-r.num_computed // bs)
+            tails += -r.num_computed % bs
+        # the waste accounting, kept incrementally, matches the requests' own state
+        assert scheduler.kv_state() == (pool.num_used * bs - tails, 0, tails, 0)
         # shared blocks may be referenced by several requests: count distinct ones
         shared_refs = sum(r.shared_held for r in (*scheduler.decoding.values(),
                                                   *scheduler.prefilling.values()))

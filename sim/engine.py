@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 import simpy
 
+from sim.batching_policy import BatchingPolicy
 from sim.block_pool import BlockPool
+from sim.contiguous_scheduler import ContiguousScheduler
 from sim.errors import ScenarioError
 from sim.latency_model import LatencyModel
 from sim.prefix_hash import shared_block_hashes, trace_block_hashes
@@ -23,6 +25,8 @@ from sim.replica import ArrivalClock, Replica
 from sim.request import Request
 from sim.router import make_router
 from sim.scheduler import ContinuousScheduler, SchedulerLimits
+from sim.slot_pool import SlotPool
+from sim.static_scheduler import StaticScheduler
 from sim.workload import Workload
 
 _NAN = float("nan")
@@ -43,6 +47,11 @@ class EngineSetup:
     # Plan runs of identical decode steps at once. Off = one event per step: slower, and kept
     # so tests can prove both modes give the same records.
     macro_steps: bool = True
+    # How KV memory is handed out: "paged" blocks as tokens arrive, or "contiguous" slots
+    # reserved for each request's maximum length when it is admitted.
+    kv_allocation: str = "paged"
+    # Request-level batching (static or dynamic batches); None = iteration-level scheduling.
+    batching: BatchingPolicy | None = None
 
     def __post_init__(self) -> None:
         capacity = self.num_gpu_blocks * self.limits.block_size
@@ -132,9 +141,14 @@ def simulate(
     )
 
 
-def _scheduler(setup: EngineSetup) -> ContinuousScheduler:
-    pool = BlockPool(setup.num_gpu_blocks, caching=setup.prefix_caching)
-    return ContinuousScheduler(setup.limits, pool)
+def _scheduler(setup: EngineSetup) -> ContinuousScheduler | StaticScheduler:
+    blocks, block_size = setup.num_gpu_blocks, setup.limits.block_size
+    if setup.batching is not None:
+        return StaticScheduler(setup.batching, num_blocks=blocks, block_size=block_size,
+                               paged=setup.kv_allocation == "paged")
+    if setup.kv_allocation == "contiguous":
+        return ContiguousScheduler(setup.limits, SlotPool(blocks, block_size))
+    return ContinuousScheduler(setup.limits, BlockPool(blocks, caching=setup.prefix_caching))
 
 
 def _arrivals(env, workload, setup, replicas, clock, records, counters, rejected, progress):
@@ -166,6 +180,7 @@ def _arrivals(env, workload, setup, replicas, clock, records, counters, rejected
                     output_tokens=_capped_output(prompt, output, cap, max_len, counters),
                     block_hashes=hashes,
                     trace_id=trace_id,
+                    reserve_tokens=min(prompt + cap, max_len) if cap else max_len,
                 )
                 router.pick(replicas).submit(request)
             rid += 1

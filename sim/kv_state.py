@@ -36,9 +36,11 @@ class KvState(NamedTuple):
 def waste_slot_seconds(steps: pd.DataFrame) -> np.ndarray:
     """Time integral (slot-seconds) of each of the four parts over a run's step log.
 
-    The log holds each part at the end of every step; during a step the state moves from the
-    previous step's end (zero before a replica's first step) to its own end, which the
-    trapezoid rule follows (exactly, within a run of decode steps of equal length).
+    The log holds each part at the end of every step, after the requests that finished in it
+    gave their memory back; during a step the state moves from the previous step's end (zero
+    before a replica's first step) to its own end, which the trapezoid rule follows. A
+    request's last step is so counted at half weight: a small undercount for requests that
+    run many steps, and a run of single-step requests shows no memory at all.
     """
     if steps.empty:
         return np.zeros(len(WASTE_COLUMNS))
@@ -52,7 +54,8 @@ def waste_slot_seconds(steps: pd.DataFrame) -> np.ndarray:
 
 
 def waste_shares(steps: pd.DataFrame) -> dict[str, float | None]:
-    """The four parts as shares of the KV memory taken, averaged over time; they sum to 1."""
+    """The four parts as shares of the KV memory taken, averaged over time; they sum to 1
+    (all None when no step ended with memory held)."""
     totals = waste_slot_seconds(steps)
     taken = totals.sum()
     if taken <= 0:

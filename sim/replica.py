@@ -21,6 +21,7 @@ from sim.batch import Batch
 from sim.latency_model import LatencyModel
 from sim.request import Request
 from sim.scheduler import ContinuousScheduler
+from sim.static_scheduler import StaticScheduler
 from sim.step_log import StepLog
 from sim.step_series import StepSeries
 
@@ -52,7 +53,7 @@ class Replica:
         self,
         env: simpy.Environment,
         index: int,
-        scheduler: ContinuousScheduler,
+        scheduler: ContinuousScheduler | StaticScheduler,
         latency: LatencyModel,
         on_finish: Callable[[Request, float], None],
         clock: ArrivalClock,
@@ -75,6 +76,7 @@ class Replica:
 
     def submit(self, request: Request) -> None:
         request.replica = self.index
+        request.queued_s = self.env.now
         self.scheduler.add(request)
         if self._wake is not None and not self._wake.triggered:
             self._wake.succeed()
@@ -88,8 +90,17 @@ class Replica:
                 yield self._wake
                 self._wake = None
             now = env.now
+            ready = scheduler.ready_at(now)
+            if ready > now:  # a batcher holds its queue for more requests
+                yield from self._hold_until(ready)
+                continue
             horizon = self._clock.next_s
             while scheduler.has_work:
+                ready = scheduler.ready_at(now)
+                if ready > now:
+                    if ready >= horizon:
+                        break  # a request may arrive here first and change the batch
+                    now = ready
                 step = self._plan(now)
                 if step.end_s >= horizon:  # a request arrives by the end of this step
                     if step.num_steps == 1 or self._clock.next_replica == self.index:
@@ -102,6 +113,13 @@ class Replica:
                 now = step.end_s
                 if now >= horizon:
                     break
+
+    def _hold_until(self, ready_s: float):
+        """Wait until ``ready_s`` or until a request is submitted here, whichever is first."""
+        env = self.env
+        self._wake = env.event()
+        yield self._wake | env.timeout(ready_s - env.now)
+        self._wake = None
 
     def _plan(self, now: float) -> PlannedStep:
         """Schedule the next step (or run of decode steps) starting at ``now``."""
@@ -116,7 +134,7 @@ class Replica:
         else:
             timing = self.latency.decode_run(batch.decode_seqs, batch.decode_context_tokens, steps)
             duration = timing.total
-        return PlannedStep(now, now + duration, timing, steps, batch, scheduler.pool.num_used)
+        return PlannedStep(now, now + duration, timing, steps, batch, scheduler.blocks_used)
 
     def _wait_through(self, step: PlannedStep):
         """Wait in SimPy time until a decode run ends, unless a request submitted here cuts it.
@@ -150,6 +168,6 @@ class Replica:
         end = step.end_s
         finished = self.scheduler.complete(step.num_steps, end)
         self.log.add(step.start_s, step.timing, step.num_steps, step.batch, step.kv_used_start,
-                     self.scheduler.pool.num_used)
+                     self.scheduler.blocks_used, self.scheduler.kv_state())
         for request in finished:
             self._on_finish(request, end)

@@ -35,10 +35,23 @@ class Request:
     preemptions: int = 0
     replica: int = 0
     trace_id: str = ""
+    # the most slots it may ever need: prompt plus max_tokens, within max_model_len (what a
+    # contiguous KV allocator reserves up front); 0 = prompt plus output_tokens
+    reserve_tokens: int = 0
+    queued_s: float = 0.0  # when it reached the replica's queue (after any gateway hold)
 
     @property
     def num_tokens(self) -> int:
         return self.prompt_tokens + self.num_output
+
+    @property
+    def final_tokens(self) -> int:
+        """Its length when done: the KV slots it will have used."""
+        return self.prompt_tokens + self.output_tokens
+
+    @property
+    def reservation(self) -> int:
+        return self.reserve_tokens or self.final_tokens
 
     @property
     def remaining_prefill(self) -> int:

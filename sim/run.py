@@ -8,17 +8,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim import metrics
+from sim.batching_policy import BatchingPolicy
 from sim.cost import FleetPrice, cost_summary
 from sim.engine import EngineSetup, SimulationResult, simulate
 from sim.errors import ScenarioError
 from sim.gpu import GpuSpec, load_gpu
 from sim.latency_model import LatencyModel
+from sim.kv_state import waste_shares
 from sim.latency_profile import LatencyProfile, load_profile
 from sim.memory_plan import MemoryPlan, kv_bytes_per_token_per_gpu, plan_memory
 from sim.model_catalog import load_model
 from sim.model_spec import ModelSpec
 from sim.price import price_for
-from sim.scenario import Scenario
+from sim.scenario import EngineSpec, Scenario
 from sim.scheduler import SchedulerLimits
 from sim.trace_workload import TraceReplay
 from sim.workload import Workload, generate_workload
@@ -84,11 +86,13 @@ def resolve(scenario: Scenario) -> Deployment:
     setup = EngineSetup(
         limits=_limits(scenario, max_model_len),
         num_gpu_blocks=memory.num_gpu_blocks,
-        prefix_caching=eng.prefix_caching and eng.scheduler == "continuous",
+        prefix_caching=eng.prefix_caching_used,
         max_model_len=max_model_len,
         latency=latency,
         replicas=hw.replicas,
         router=hw.router,
+        kv_allocation=eng.kv_allocation_used,
+        batching=_batching(eng),
     )
     return Deployment(scenario, model, gpu, memory, profile, _fleet_price(scenario), setup)
 
@@ -112,6 +116,16 @@ def _limits(scenario: Scenario, max_model_len: int) -> SchedulerLimits:
         max_num_batched_tokens=eng.max_num_batched_tokens,
         block_size=eng.block_size,
         chunked_prefill=eng.chunked_prefill,
+    )
+
+
+def _batching(eng: EngineSpec) -> BatchingPolicy | None:
+    if not eng.batches_requests:
+        return None
+    return BatchingPolicy(
+        max_batch=eng.batch_size_used,
+        timeout_s=eng.batch_timeout_ms_used / 1e3,
+        preferred_sizes=tuple(eng.preferred_batch_sizes or ()),
     )
 
 
@@ -168,7 +182,7 @@ def run_scenario(
             "workload: the arrival process produced no requests (rate x duration is too small); "
             "raise workload.arrivals.rate_per_s or workload.duration_s, or give num_requests"
         )
-    if not deployment.setup.limits.chunked_prefill:
+    if not deployment.setup.limits.chunked_prefill and deployment.setup.batching is None:
         _check_prompts_fit_one_step(workload, deployment)
     result = simulate(deployment.setup, workload, progress)
     return RunOutcome(deployment, workload, result, summarize(deployment, result))
@@ -207,6 +221,7 @@ def summarize(deployment: Deployment, result: SimulationResult) -> dict:
         "replicas": scenario.hardware.replicas,
         "max_model_len": deployment.setup.max_model_len,
         "latency_profile": {"name": deployment.profile.name, "source": deployment.profile.source},
+        "engine": _engine_summary(scenario.engine, deployment.setup.limits),
         "requests": {
             "arrived": len(records),
             "completed": len(completed),
@@ -232,12 +247,28 @@ def summarize(deployment: Deployment, result: SimulationResult) -> dict:
             "mean_utilization": metrics.kv_mean_utilization(result, duration),
             "preemptions": result.preemptions,
             "prefix_cache_hit_rate": result.prefix_cache_hit_rate,
+            "allocation": scenario.engine.kv_allocation_used,
+            "waste": waste_shares(result.steps),
         },
         "batch_size": metrics.batch_size_distribution(result.steps),
         "replica_busy_fraction": busy,
         "cost": cost_summary(deployment.price, duration, output_tokens, total_tokens),
         "wall_s": result.wall_s,
     }
+
+
+def _engine_summary(eng: EngineSpec, limits: SchedulerLimits) -> dict:
+    """The scheduling settings that took effect (defaults filled in)."""
+    out: dict = {"scheduler": eng.scheduler, "kv_allocation": eng.kv_allocation_used,
+                 "prefix_caching": eng.prefix_caching_used}
+    if eng.batches_requests:
+        out |= {"batch_size": eng.batch_size_used, "batch_timeout_ms": eng.batch_timeout_ms_used,
+                "preferred_batch_sizes": list(eng.preferred_batch_sizes or ())}
+    else:
+        out |= {"max_num_seqs": limits.max_num_seqs,
+                "max_num_batched_tokens": limits.max_num_batched_tokens,
+                "chunked_prefill": limits.chunked_prefill}
+    return out
 
 
 def _slo_verdict(ttft_target: float | None, tpot_target: float | None, ttft: dict,

@@ -38,12 +38,27 @@ class HardwareSpec(BaseModel):
     router: Literal["round_robin", "least_outstanding"] = "least_outstanding"
 
 
+SchedulerName = Literal["continuous", "naive", "static", "dynamic"]
+# Batch timeouts when the file gives none: TorchServe's default max batch delay for static
+# batches, Triton's default max queue delay (none) for its dynamic batcher.
+_DEFAULT_TIMEOUT_MS = {"static": 100.0, "dynamic": 0.0}
+_DEFAULT_BATCH_SIZE = 8
+_BATCHER_FIELDS = ("static_batch_size", "batch_timeout_ms", "preferred_batch_sizes")
+
+
 class EngineSpec(BaseModel):
     model_config = _STRICT
 
     # continuous: vLLM-style iteration-level batching; naive: one request at a time per
-    # replica, whole prompt in one step (a plain generate() server), no prefix cache
-    scheduler: Literal["continuous", "naive"] = "continuous"
+    # replica, whole prompt in one step (a plain generate() server), no prefix cache;
+    # static / dynamic: request-level batches that run until their longest request ends
+    scheduler: SchedulerName = "continuous"
+    # paged: blocks taken as tokens arrive; contiguous: each request's maximum length
+    # reserved up front. Default: contiguous for static/dynamic batches, paged otherwise.
+    kv_allocation: Literal["paged", "contiguous"] | None = None
+    static_batch_size: Annotated[int, Field(ge=1, le=4096)] | None = None  # dynamic: maximum
+    batch_timeout_ms: Annotated[float, Field(ge=0)] | None = None  # dynamic: max queue delay
+    preferred_batch_sizes: tuple[Annotated[int, Field(ge=1)], ...] | None = None  # dynamic only
     max_num_seqs: Annotated[int, Field(ge=1)] = 256
     max_num_batched_tokens: Annotated[int, Field(ge=1)] = 8192
     max_model_len: Annotated[int, Field(ge=2)] | None = None
@@ -54,6 +69,55 @@ class EngineSpec(BaseModel):
     kv_cache_dtype: KvDtype = "auto"
     num_gpu_blocks: Annotated[int, Field(ge=1)] | None = None
     latency_profile: str = "default"
+
+    @property
+    def batches_requests(self) -> bool:
+        """Request-level (static or dynamic) batching rather than iteration-level."""
+        return self.scheduler in ("static", "dynamic")
+
+    @property
+    def kv_allocation_used(self) -> str:
+        if self.kv_allocation is not None:
+            return self.kv_allocation
+        return "contiguous" if self.batches_requests else "paged"
+
+    @property
+    def batch_size_used(self) -> int:
+        return self.static_batch_size or _DEFAULT_BATCH_SIZE
+
+    @property
+    def batch_timeout_ms_used(self) -> float:
+        if self.batch_timeout_ms is not None:
+            return self.batch_timeout_ms
+        return _DEFAULT_TIMEOUT_MS.get(self.scheduler, 0.0)
+
+    @property
+    def prefix_caching_used(self) -> bool:
+        """Prefix caching needs iteration-level scheduling over paged blocks."""
+        return (self.prefix_caching and self.scheduler == "continuous"
+                and self.kv_allocation_used == "paged")
+
+    @model_validator(mode="after")
+    def _check_batcher(self) -> EngineSpec:
+        given = [name for name in _BATCHER_FIELDS if getattr(self, name) is not None]
+        if given and not self.batches_requests:
+            raise ScenarioError(
+                f"{', '.join(given)} only apply to scheduler static or dynamic, not "
+                f"'{self.scheduler}': remove {'it' if len(given) == 1 else 'them'} or set "
+                "scheduler: static"
+            )
+        if self.preferred_batch_sizes is not None:
+            if self.scheduler != "dynamic":
+                raise ScenarioError(
+                    "preferred_batch_sizes belong to the dynamic batcher: set scheduler: dynamic"
+                )
+            too_big = [n for n in self.preferred_batch_sizes if n > self.batch_size_used]
+            if too_big:
+                raise ScenarioError(
+                    f"preferred_batch_sizes {too_big} exceed static_batch_size "
+                    f"{self.batch_size_used}, the largest batch: lower them or raise it"
+                )
+        return self
 
     @model_validator(mode="after")
     def _check_limits(self) -> EngineSpec:

@@ -48,6 +48,8 @@ def _ceil_div(a: int, b: int) -> int:
 class ContinuousScheduler:
     """Schedules one replica's steps over a shared block pool. Plain Python, no clock."""
 
+    _paged = True  # decoders take a new block every block_size steps (see ContiguousScheduler)
+
     def __init__(self, limits: SchedulerLimits, pool: BlockPool) -> None:
         if limits.max_num_batched_tokens < limits.max_num_seqs:
             raise ValueError("max_num_batched_tokens must be >= max_num_seqs")
@@ -83,6 +85,14 @@ class ContinuousScheduler:
     def has_work(self) -> bool:
         return bool(self.waiting or self.decoding or self.prefilling)
 
+    @property
+    def blocks_used(self) -> int:
+        return self.pool.num_used
+
+    def ready_at(self, now: float) -> float:
+        """When the next step may start: at once, iteration-level scheduling never waits."""
+        return now
+
     def kv_state(self) -> KvState:
         """Held blocks split into token states and the unused tails of last blocks.
 
@@ -90,7 +100,9 @@ class ContinuousScheduler:
         so only each request's own last block can have an unused tail.
         """
         bs = self.block_size
-        tail = self._decoder_tail + sum(-r.num_computed % bs for r in self.prefilling.values())
+        tail = self._decoder_tail
+        if self.prefilling:
+            tail += sum(-r.num_computed % bs for r in self.prefilling.values())
         return KvState(self.pool.num_used * bs - tail, 0, tail, 0)
 
     # ---- one step ------------------------------------------------------------------------
@@ -134,11 +146,15 @@ class ContinuousScheduler:
     def complete(self, num_steps: int, end_s: float) -> list[Request]:
         """Apply ``num_steps`` steps (several only for a pure decode run); return finishers."""
         first = self.step
-        if num_steps > 1:
-            demand = self._decode_demand(first + 1, num_steps - 1)
-            if demand:
-                self.pool.allocate(demand)
-        self._advance_decoder_tail(first, num_steps)
+        if self.decoding and self._paged:
+            # the first step's blocks were taken when it was scheduled
+            new_blocks = self._new_block_keys[-first % self.block_size]
+            if num_steps > 1:
+                demand = self._decode_demand(first + 1, num_steps - 1)
+                if demand:
+                    self.pool.allocate(demand)
+                new_blocks += demand
+            self._advance_decoder_tail(new_blocks, num_steps)
         finished: list[Request] = []
         for request, tokens in self._chunks:
             request.num_computed += tokens
@@ -303,31 +319,30 @@ class ContinuousScheduler:
         request.computed_offset = request.num_computed - next_step
         request.output_offset = request.num_output - next_step
         self.decoding[request.rid] = request
-        self._new_block_keys[request.computed_offset % self.block_size] += 1
         self._context_offset += request.computed_offset
-        self._decoder_tail += -request.num_computed % self.block_size
+        if self._paged:
+            self._new_block_keys[request.computed_offset % self.block_size] += 1
+            self._decoder_tail += -request.num_computed % self.block_size
         last_step = request.output_tokens - request.output_offset - 1
         heapq.heappush(self._finish_heap, (last_step, request.rid, request))
 
     def _leave_decoding(self, request: Request, step: int) -> None:
         """Remove from the decoding set, writing back its counts as of the start of ``step``."""
         del self.decoding[request.rid]
-        self._new_block_keys[request.computed_offset % self.block_size] -= 1
         self._context_offset -= request.computed_offset
         request.num_computed = step + request.computed_offset
         request.num_output = step + request.output_offset
-        self._decoder_tail -= -request.num_computed % self.block_size
+        if self._paged:
+            self._new_block_keys[request.computed_offset % self.block_size] -= 1
+            self._decoder_tail -= -request.num_computed % self.block_size
 
-    def _advance_decoder_tail(self, first: int, num_steps: int) -> None:
+    def _advance_decoder_tail(self, new_blocks: int, num_steps: int) -> None:
         """Move the decoders' unused block tails on by ``num_steps`` steps.
 
         Each step fills one slot of every decoder's last block, except for the decoders that
         start a new block that step (their tail goes from 0 to block_size - 1): exactly the
-        decoders counted by the new-block demand.
+        ``new_blocks`` the decoders took over those steps.
         """
-        if not self.decoding:
-            return
-        new_blocks = self._decode_demand(first, num_steps)
         self._decoder_tail += new_blocks * self.block_size - num_steps * len(self.decoding)
 
     def _is_current(self, request: Request, last_step: int) -> bool:

@@ -1,6 +1,7 @@
 """What each replica did, step by step, kept in aggregate so a long run stays cheap.
 
-One row per *run* of identical steps (a single step, or a run of decode steps planned at once).
+One row per *run* of identical steps (a single step, or a run of decode steps planned at once),
+with the KV memory in use when it ends, split as ``sim.kv_state`` describes.
 The inter-token latency distribution is exactly the distribution of step durations, weighted by
 how many sequences were decoding in each step; decode runs keep their closed-form step series
 so the per-step durations can be expanded once, at the end.
@@ -12,11 +13,12 @@ import numpy as np
 import pandas as pd
 
 from sim.batch import Batch
+from sim.kv_state import WASTE_COLUMNS, KvState
 from sim.step_series import StepSeries
 
 COLUMNS = [
     "start_s", "num_steps", "duration_s", "decode_seqs", "prefill_seqs", "prefill_tokens",
-    "kv_used_start", "kv_used_end",
+    "kv_used_start", "kv_used_end", *WASTE_COLUMNS,
 ]
 
 
@@ -27,11 +29,11 @@ class StepLog:
         self._itl: list[tuple[float, float, int, int]] = []
 
     def add(self, start_s: float, timing: StepSeries | float, num_steps: int, batch: Batch,
-            kv_used_start: int, kv_used_end: int) -> None:
+            kv_used_start: int, kv_used_end: int, kv_end: KvState) -> None:
         total = timing if isinstance(timing, float) else timing.total
         self._rows.append(
             (start_s, num_steps, total, batch.decode_seqs, batch.prefill_seqs,
-             batch.prefill_tokens, kv_used_start, kv_used_end)
+             batch.prefill_tokens, kv_used_start, kv_used_end, *kv_end)
         )
         seqs = batch.decode_seqs
         if seqs:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sim.batch import Batch
+from sim.batching_policy import BatchingPolicy
 from sim.engine import EngineSetup
 from sim.scheduler import SchedulerLimits
 from sim.step_series import StepSeries
@@ -42,6 +43,8 @@ def make_setup(
     replicas: int = 1,
     router: str = "round_robin",
     macro_steps: bool = True,
+    kv_allocation: str = "paged",
+    batching: BatchingPolicy | None = None,
 ) -> EngineSetup:
     return EngineSetup(
         limits=SchedulerLimits(max_num_seqs, max_num_batched_tokens, block_size, chunked_prefill),
@@ -52,4 +55,6 @@ def make_setup(
         replicas=replicas,
         router=router,
         macro_steps=macro_steps,
+        kv_allocation=kv_allocation,
+        batching=batching,
     )

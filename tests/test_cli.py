@@ -105,6 +105,13 @@ def test_same_seed_same_records_other_seed_other_records(tmp_path: Path, capsys)
         ({"workload": {"num_requests": 5}}, "workload"),
         ({"slo": {"ttft_p95_ms": -1}}, "slo.ttft_p95_ms"),
         ({"hardware": {"gpu": "rtx-4090"}}, "price_usd_per_hour"),
+        ({"engine": {"static_batch_size": 8}}, "only apply to scheduler static or dynamic"),
+        ({"engine": {"scheduler": "static", "preferred_batch_sizes": [4]}},
+         "set scheduler: dynamic"),
+        ({"engine": {"scheduler": "dynamic", "static_batch_size": 4,
+                     "preferred_batch_sizes": [2, 8]}}, "exceed static_batch_size 4"),
+        ({"engine": {"kv_allocation": "virtual"}}, "engine.kv_allocation"),
+        ({"engine": {"scheduler": "orca"}}, "engine.scheduler"),
     ],
 )
 def test_bad_scenarios_exit_2_naming_the_field(tmp_path: Path, capsys, change: dict,
@@ -114,6 +121,34 @@ def test_bad_scenarios_exit_2_naming_the_field(tmp_path: Path, capsys, change: d
     captured = capsys.readouterr()
     assert expected in captured.err
     assert "Traceback" not in captured.err and captured.out == ""
+
+
+@pytest.mark.parametrize("policy", ["naive", "static", "dynamic", "continuous"])
+@pytest.mark.parametrize("allocation", ["paged", "contiguous"])
+def test_every_policy_runs_from_the_command_line(tmp_path: Path, capsys, policy: str,
+                                                 allocation: str) -> None:
+    path = str(write(tmp_path, {**SMALL, "workload": {**SMALL["workload"], "max_tokens": 400}}))
+    summary = run_json(capsys, path, "--set", f"engine.scheduler={policy}",
+                       "--set", f"engine.kv_allocation={allocation}")
+    assert summary["requests"]["completed"] == 200
+    assert summary["engine"]["scheduler"] == policy
+    assert summary["kv"]["allocation"] == allocation
+    waste = summary["kv"]["waste"]
+    assert sum(waste.values()) == pytest.approx(1.0)
+    if allocation == "paged":
+        assert waste["reservation"] == waste["external_fragmentation"] == 0
+        assert waste["token_states"] > 0.9
+    else:
+        assert waste["reservation"] > 0
+
+
+def test_static_batching_defaults_to_contiguous_memory(tmp_path: Path, capsys) -> None:
+    path = str(write(tmp_path, SMALL))
+    summary = run_json(capsys, path, "--set", "engine.scheduler=static")
+    assert summary["engine"] == {
+        "scheduler": "static", "kv_allocation": "contiguous", "prefix_caching": False,
+        "batch_size": 8, "batch_timeout_ms": 100.0, "preferred_batch_sizes": [],
+    }
 
 
 def test_unreadable_files_exit_2(tmp_path: Path, capsys) -> None:

@@ -4,6 +4,7 @@
     gamma        gamma gaps, mean 1/rate, coefficient of variation cv (cv > 1 is bursty)
     constant     gaps of exactly 1/rate, the first arrival at 0
     all_at_once  every request at 0
+    closed_loop  0 here: the engine sends each request when a client's previous reply ends
 
 Times are drawn as whole numpy arrays, never one request at a time: an hour of traffic is a
 few vectorized calls.
@@ -28,9 +29,9 @@ def arrival_times(
     """`num_requests` arrival times, or all those before `duration_s` (at most `num_requests`)."""
     if duration_s is None and num_requests is None:
         raise ValueError("arrival_times needs num_requests or duration_s")
-    if arrivals.process == "all_at_once":
+    if arrivals.process in ("all_at_once", "closed_loop"):
         if num_requests is None:
-            raise ValueError("process 'all_at_once' needs num_requests")
+            raise ValueError(f"process {arrivals.process!r} needs num_requests")
         return np.zeros(num_requests)
     rate, cv = arrivals.rate_per_s, arrivals.cv
     if rate is None:
@@ -55,8 +56,8 @@ def staged_arrival_times(
     """
     process = arrivals.process if arrivals is not None else "poisson"
     cv = arrivals.cv if arrivals is not None else None
-    if process == "all_at_once":
-        raise ValueError("process 'all_at_once' cannot be staged")
+    if process in ("all_at_once", "closed_loop"):
+        raise ValueError(f"process {process!r} cannot be staged")
     pieces: list[np.ndarray] = []
     start_s, count = 0.0, 0
     for stage in stages:

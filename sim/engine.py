@@ -7,7 +7,7 @@ loop another. Nothing here plots, prints or writes files.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,19 +18,17 @@ from sim.batching_policy import BatchingPolicy
 from sim.block_pool import BlockPool
 from sim.contiguous_scheduler import ContiguousScheduler
 from sim.errors import ScenarioError
+from sim.gateway import GatewayPolicy
 from sim.latency_model import LatencyModel
-from sim.prefix_hash import shared_block_hashes, trace_block_hashes
+from sim.intake import ClosedLoop, Intake, open_loop
 from sim.record import RequestRecord, records_frame
 from sim.replica import ArrivalClock, Replica
 from sim.request import Request
-from sim.router import make_router
 from sim.scheduler import ContinuousScheduler, SchedulerLimits
 from sim.slot_pool import SlotPool
 from sim.static_scheduler import StaticScheduler
 from sim.workload import Workload
 
-_NAN = float("nan")
-_PROGRESS_EVERY = 2048  # arrivals between progress callbacks
 
 
 @dataclass(frozen=True)
@@ -52,6 +50,7 @@ class EngineSetup:
     kv_allocation: str = "paged"
     # Request-level batching (static or dynamic batches); None = iteration-level scheduling.
     batching: BatchingPolicy | None = None
+    gateway: GatewayPolicy | None = None  # micro-batching in front of the replicas
 
     def __post_init__(self) -> None:
         capacity = self.num_gpu_blocks * self.limits.block_size
@@ -79,6 +78,8 @@ class SimulationResult:
     capped_outputs: int = 0  # cut at the request's max_tokens
     output_tokens_saved: int = 0  # tokens the caps above kept from being generated
     rejected_reasons: dict[str, int] = field(default_factory=dict)
+    gateway_hold_s: np.ndarray = field(default_factory=lambda: np.empty(0))  # per request held
+    gateway_groups: int = 0  # groups released to replicas (requests, without a gateway)
     wall_s: float = 0.0
 
     @property
@@ -99,6 +100,7 @@ def simulate(
     wall_start = time.perf_counter()
     env = simpy.Environment()
     records: list[RequestRecord] = []
+    closed: ClosedLoop | None = None
 
     def on_finish(r: Request, finish_s: float) -> None:
         records.append(
@@ -108,18 +110,28 @@ def simulate(
                 r.preemptions, r.trace_id,
             )
         )
+        if closed is not None:
+            closed.send_next()
 
     clock = ArrivalClock()
     replicas = [
         Replica(env, i, _scheduler(setup), setup.latency, on_finish, clock, setup.macro_steps)
         for i in range(setup.replicas)
     ]
-    counters = {"truncated": 0, "capped": 0, "saved": 0}
-    rejected: dict[str, int] = {}
-    env.process(
-        _arrivals(env, workload, setup, replicas, clock, records, counters, rejected, progress)
-    )
+    intake = Intake(replicas, setup.router, setup.max_model_len, setup.limits.block_size,
+                    setup.prefix_caching, records, progress)
+    rows = intake.rows(workload)
+    concurrency = workload.concurrency if isinstance(workload, Workload) else 0
+    if concurrency:
+        if setup.gateway is not None:
+            raise ScenarioError("a gateway cannot hold requests of a closed-loop workload")
+        closed = ClosedLoop(env, intake, rows, concurrency, clock)
+        closed.start()
+    else:
+        env.process(open_loop(env, intake, rows, clock, setup.gateway))
     env.run()
+    if progress is not None:
+        progress(intake.rows_seen, max(intake.total, intake.rows_seen))
     steps = _steps_frame(replicas)
     durations, weights = _itl(replicas)
     schedulers = [r.scheduler for r in replicas]
@@ -133,10 +145,12 @@ def simulate(
         preemptions=sum(s.num_preemptions for s in schedulers),
         lookup_tokens=sum(s.lookup_tokens for s in schedulers),
         hit_tokens=sum(s.hit_tokens for s in schedulers),
-        truncated_outputs=counters["truncated"],
-        capped_outputs=counters["capped"],
-        output_tokens_saved=counters["saved"],
-        rejected_reasons=rejected,
+        truncated_outputs=intake.truncated,
+        capped_outputs=intake.capped,
+        output_tokens_saved=intake.saved,
+        rejected_reasons=intake.rejected,
+        gateway_hold_s=np.asarray(intake.hold_s),
+        gateway_groups=intake.groups,
         wall_s=time.perf_counter() - wall_start,
     )
 
@@ -149,81 +163,6 @@ def _scheduler(setup: EngineSetup) -> ContinuousScheduler | StaticScheduler:
     if setup.kv_allocation == "contiguous":
         return ContiguousScheduler(setup.limits, SlotPool(blocks, block_size))
     return ContinuousScheduler(setup.limits, BlockPool(blocks, caching=setup.prefix_caching))
-
-
-def _arrivals(env, workload, setup, replicas, clock, records, counters, rejected, progress):
-    router = make_router(setup.router)
-    max_len = setup.max_model_len
-    chunks = [workload] if isinstance(workload, Workload) else workload
-    total = len(workload) if isinstance(workload, Workload) else 0  # 0: unknown (streamed)
-    rid = 0
-    for chunk in chunks:
-        for arrival, prompt, output, cap, trace_id, hashes in _rows(chunk, rid, setup):
-            if arrival > env.now:
-                clock.next_s = arrival
-                target = router.peek(replicas)
-                clock.next_replica = target.index if target is not None else None
-                yield env.timeout(arrival - env.now)
-            if progress is not None and rid % _PROGRESS_EVERY == 0:
-                progress(rid, total)
-            reason = _rejection(prompt, max_len)
-            if reason:
-                rejected[reason] = rejected.get(reason, 0) + 1
-                records.append(RequestRecord(
-                    rid, -1, "rejected", arrival, _NAN, _NAN, _NAN, prompt, 0, 0, 0, trace_id
-                ))
-            else:
-                request = Request(
-                    rid=rid,
-                    arrival_s=arrival,
-                    prompt_tokens=prompt,
-                    output_tokens=_capped_output(prompt, output, cap, max_len, counters),
-                    block_hashes=hashes,
-                    trace_id=trace_id,
-                    reserve_tokens=min(prompt + cap, max_len) if cap else max_len,
-                )
-                router.pick(replicas).submit(request)
-            rid += 1
-    clock.next_s = float("inf")
-    if progress is not None:
-        progress(rid, max(total, rid))
-
-
-def _rows(chunk: Workload, first_rid: int, setup: EngineSetup) -> Iterator[tuple]:
-    """Per request: arrival, prompt, output, max_tokens, trace id and prefix block hashes."""
-    n = len(chunk)
-    block_size = setup.limits.block_size
-    prompts = chunk.input_tokens.tolist()
-    trace_ids = (chunk.trace_ids.tolist() if chunk.trace_ids is not None
-                 else [str(first_rid + i) for i in range(n)])
-    if not setup.prefix_caching:
-        hashes = [()] * n
-    elif chunk.prefix_ids is not None:
-        hashes = [trace_block_hashes(list(ids), chunk.prefix_id_tokens, p, block_size)
-                  for ids, p in zip(chunk.prefix_ids, prompts)]
-    else:
-        hashes = [shared_block_hashes(k, t, block_size)
-                  for k, t in zip(chunk.prefix_key.tolist(), chunk.prefix_tokens.tolist())]
-    return zip(chunk.arrival_s.tolist(), prompts, chunk.output_tokens.tolist(),
-               chunk.max_tokens.tolist(), trace_ids, hashes)
-
-
-def _rejection(prompt: int, max_model_len: int) -> str:
-    return "prompt_exceeds_max_model_len" if prompt >= max_model_len else ""
-
-
-def _capped_output(prompt: int, output: int, max_tokens: int, max_model_len: int,
-                   counters: dict[str, int]) -> int:
-    """The reply length after the request's max_tokens and the context limit, counted."""
-    wanted = output
-    if max_tokens and output > max_tokens:
-        output = max_tokens
-        counters["capped"] += 1
-    if prompt + output > max_model_len:  # generation stops at the context limit
-        output = max_model_len - prompt
-        counters["truncated"] += 1
-    counters["saved"] += wanted - output
-    return output
 
 
 def _steps_frame(replicas: list[Replica]) -> pd.DataFrame:

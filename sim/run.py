@@ -12,6 +12,7 @@ from sim.batching_policy import BatchingPolicy
 from sim.cost import FleetPrice, cost_summary
 from sim.engine import EngineSetup, SimulationResult, simulate
 from sim.errors import ScenarioError
+from sim.gateway import GatewayPolicy
 from sim.gpu import GpuSpec, load_gpu
 from sim.latency_model import LatencyModel
 from sim.kv_state import waste_shares
@@ -93,6 +94,7 @@ def resolve(scenario: Scenario) -> Deployment:
         router=hw.router,
         kv_allocation=eng.kv_allocation_used,
         batching=_batching(eng),
+        gateway=_gateway(scenario),
     )
     return Deployment(scenario, model, gpu, memory, profile, _fleet_price(scenario), setup)
 
@@ -127,6 +129,13 @@ def _batching(eng: EngineSpec) -> BatchingPolicy | None:
         timeout_s=eng.batch_timeout_ms_used / 1e3,
         preferred_sizes=tuple(eng.preferred_batch_sizes or ()),
     )
+
+
+def _gateway(scenario: Scenario) -> GatewayPolicy | None:
+    spec = scenario.gateway
+    if spec is None:
+        return None
+    return GatewayPolicy(spec.window_ms / 1e3, spec.max_batch, tuple(spec.group_by))
 
 
 def _max_model_len(scenario: Scenario, model: ModelSpec, memory: MemoryPlan) -> int:
@@ -251,9 +260,27 @@ def summarize(deployment: Deployment, result: SimulationResult) -> dict:
             "waste": waste_shares(result.steps),
         },
         "batch_size": metrics.batch_size_distribution(result.steps),
+        "gateway": _gateway_summary(scenario, result),
         "replica_busy_fraction": busy,
         "cost": cost_summary(deployment.price, duration, output_tokens, total_tokens),
         "wall_s": result.wall_s,
+    }
+
+
+def _gateway_summary(scenario: Scenario, result: SimulationResult) -> dict | None:
+    """What the gateway did: how many groups it released and how long it held requests."""
+    spec = scenario.gateway
+    if spec is None:
+        return None
+    held = result.gateway_hold_s
+    return {
+        "window_ms": spec.window_ms,
+        "max_batch": spec.max_batch,
+        "group_by": list(spec.group_by),
+        "groups": result.gateway_groups,
+        "mean_group_size": len(held) / result.gateway_groups if result.gateway_groups else None,
+        "hold_ms": metrics.distribution_ms(held),
+        "max_hold_ms": float(held.max() * 1e3) if len(held) else None,
     }
 
 

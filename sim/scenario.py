@@ -140,6 +140,17 @@ class EngineSpec(BaseModel):
         return self
 
 
+class GatewaySpec(BaseModel):
+    """Micro-batching in front of the engines (sim.gateway): hold requests up to window_ms and
+    release them in groups of up to max_batch with equal group_by keys."""
+
+    model_config = _STRICT
+
+    window_ms: Annotated[float, Field(ge=0, le=60_000)]
+    max_batch: Annotated[int, Field(ge=1, le=100_000)] = 32
+    group_by: tuple[Literal["model", "endpoint", "max_tokens"], ...] = ()
+
+
 class SloSpec(BaseModel):
     model_config = _STRICT
 
@@ -155,8 +166,19 @@ class Scenario(BaseModel):
     model: str
     hardware: HardwareSpec
     engine: EngineSpec = EngineSpec()
+    gateway: GatewaySpec | None = None
     workload: WorkloadSpec
     slo: SloSpec = SloSpec()
+
+    @model_validator(mode="after")
+    def _check_gateway(self) -> Scenario:
+        arrivals = self.workload.arrivals
+        if self.gateway is not None and arrivals is not None and arrivals.concurrency:
+            raise ScenarioError(
+                "gateway: a closed-loop workload sends each request when a reply ends, so a "
+                "gateway window would only delay it; remove gateway or use an open-loop process"
+            )
+        return self
 
     def with_seed(self, seed: int) -> Scenario:
         return self.model_copy(update={"seed": seed})

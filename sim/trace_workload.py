@@ -69,6 +69,8 @@ class TraceReplay:
             trace_ids=np.asarray(table["request_id"].to_pylist(), dtype=object),
             prefix_ids=prefix_ids,
             prefix_id_tokens=self.trace.prefix_block_tokens,
+            endpoints=(np.asarray(table["endpoint"].to_pylist(), dtype=object)
+                       if "endpoint" in table.column_names else None),
         )
 
     def summary(self) -> dict:

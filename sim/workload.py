@@ -45,10 +45,14 @@ class Workload:
     trace_ids: np.ndarray | None = None
     prefix_ids: np.ndarray | None = None
     prefix_id_tokens: int = 0
+    endpoints: np.ndarray | None = None  # the API endpoint or request class, from traces
+    # > 0: a closed loop of this many clients, each sending its next request (in row order)
+    # when its previous reply ends; arrival_s is then ignored
+    concurrency: int = 0
 
     def __post_init__(self) -> None:
         lengths = {name: len(getattr(self, name)) for name in _COLUMNS}
-        for name in ("trace_ids", "prefix_ids"):
+        for name in ("trace_ids", "prefix_ids", "endpoints"):
             if getattr(self, name) is not None:
                 lengths[name] = len(getattr(self, name))
         if len(set(lengths.values())) > 1:
@@ -126,10 +130,12 @@ def generate_workload(spec: WorkloadSpec, rng: np.random.Generator) -> Workload:
         workload = _shared_prefix_workload(spec.shared_prefix, arrivals, rng)
     else:
         workload = _independent_workload(spec.lengths, arrivals, rng)  # type: ignore[arg-type]
-    if spec.max_tokens is None:
-        return workload
-    return Workload(**{**workload.columns(), "max_tokens": _frozen(
-        np.full(len(workload), spec.max_tokens), np.int64)})
+    columns = workload.columns()
+    if spec.max_tokens is not None:
+        columns["max_tokens"] = _frozen(np.full(len(workload), spec.max_tokens), np.int64)
+    if spec.arrivals is not None and spec.arrivals.concurrency:
+        return Workload(**columns, concurrency=spec.arrivals.concurrency)
+    return Workload(**columns) if spec.max_tokens is not None else workload
 
 
 def _arrival_times(spec: WorkloadSpec, rng: np.random.Generator) -> np.ndarray:

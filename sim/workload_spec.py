@@ -14,7 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from sim.errors import ScenarioError
 
 Tokens = Annotated[int, Field(ge=1)]
-ArrivalProcess = Literal["poisson", "constant", "gamma", "all_at_once"]
+ArrivalProcess = Literal["poisson", "constant", "gamma", "all_at_once", "closed_loop"]
 LengthDist = Literal["fixed", "uniform", "exponential", "lognormal", "empirical"]
 Dataset = Literal["sharegpt", "arxiv"]
 
@@ -22,13 +22,19 @@ _SPEC_CONFIG = ConfigDict(extra="forbid", frozen=True)
 
 
 class ArrivalsSpec(BaseModel):
-    """How requests arrive: a process and, unless everything arrives at once, a rate."""
+    """How requests arrive: a process and, unless everything arrives at once, a rate.
+
+    ``closed_loop`` is a benchmark client with ``concurrency`` users: each sends a request,
+    waits for the whole reply, and sends the next at once (as ``vllm bench serve
+    --max-concurrency`` or Triton's perf_analyzer do), so the load follows the server's speed.
+    """
 
     model_config = _SPEC_CONFIG
 
     process: ArrivalProcess = "poisson"
     rate_per_s: Annotated[float, Field(gt=0)] | None = None
     cv: Annotated[float, Field(gt=0)] | None = None
+    concurrency: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
 
     @model_validator(mode="after")
     def _check_process_fields(self) -> ArrivalsSpec:
@@ -42,10 +48,17 @@ class ArrivalsSpec(BaseModel):
                 f"cv={self.cv} is only used by process 'gamma', not '{self.process}': "
                 "remove cv or set process: gamma"
             )
-        if self.process == "all_at_once" and self.rate_per_s is not None:
+        if self.process in ("all_at_once", "closed_loop") and self.rate_per_s is not None:
             raise ScenarioError(
-                f"rate_per_s={self.rate_per_s} has no effect with process 'all_at_once' "
-                "(every request arrives at t=0): remove rate_per_s"
+                f"rate_per_s={self.rate_per_s} has no effect with process '{self.process}' "
+                "(the arrivals do not follow a rate): remove rate_per_s"
+            )
+        if (self.process == "closed_loop") != (self.concurrency is not None):
+            raise ScenarioError(
+                "process 'closed_loop' needs concurrency (how many users wait on replies), "
+                "e.g. {process: closed_loop, concurrency: 8}"
+                if self.process == "closed_loop" else
+                f"concurrency is only used by process 'closed_loop', not '{self.process}'"
             )
         return self
 
@@ -271,9 +284,9 @@ class WorkloadSpec(BaseModel):
                 f"arrivals.rate_per_s={self.arrivals.rate_per_s} conflicts with stages, which "
                 "set the rate of each stage: remove arrivals.rate_per_s (arrivals.process may stay)"
             )
-        if self.process == "all_at_once":
+        if self.process in ("all_at_once", "closed_loop"):
             raise ScenarioError(
-                "arrivals.process 'all_at_once' cannot be staged: use poisson, constant or "
+                f"arrivals.process '{self.process}' cannot be staged: use poisson, constant or "
                 "gamma with stages, or remove stages"
             )
         if self.duration_s is not None:
@@ -290,15 +303,15 @@ class WorkloadSpec(BaseModel):
                 "no arrival rate: add arrivals: {process: poisson, rate_per_s: 5.0}, "
                 "or stages, or arrivals: {process: all_at_once}"
             )
-        if self.process != "all_at_once" and self.arrivals.rate_per_s is None:
+        if self.process not in ("all_at_once", "closed_loop") and self.arrivals.rate_per_s is None:
             raise ScenarioError(
                 f"arrivals.rate_per_s is required for process '{self.process}': add "
                 "rate_per_s (requests per second), or use stages"
             )
-        if self.process == "all_at_once" and self.duration_s is not None:
+        if self.process in ("all_at_once", "closed_loop") and self.duration_s is not None:
             raise ScenarioError(
-                f"duration_s={self.duration_s} has no meaning when every request arrives at "
-                "t=0 (process 'all_at_once'): use num_requests instead"
+                f"duration_s={self.duration_s} has no meaning with process '{self.process}' "
+                "(arrival times are not drawn): use num_requests instead"
             )
 
     def _check_size(self) -> None:

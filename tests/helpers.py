@@ -5,6 +5,7 @@ from __future__ import annotations
 from sim.batch import Batch
 from sim.batching_policy import BatchingPolicy
 from sim.engine import EngineSetup
+from sim.gateway import GatewayPolicy
 from sim.scheduler import SchedulerLimits
 from sim.step_series import StepSeries
 
@@ -45,6 +46,7 @@ def make_setup(
     macro_steps: bool = True,
     kv_allocation: str = "paged",
     batching: BatchingPolicy | None = None,
+    gateway: GatewayPolicy | None = None,
 ) -> EngineSetup:
     return EngineSetup(
         limits=SchedulerLimits(max_num_seqs, max_num_batched_tokens, block_size, chunked_prefill),
@@ -57,4 +59,5 @@ def make_setup(
         macro_steps=macro_steps,
         kv_allocation=kv_allocation,
         batching=batching,
+        gateway=gateway,
     )

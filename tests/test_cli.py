@@ -112,6 +112,17 @@ def test_same_seed_same_records_other_seed_other_records(tmp_path: Path, capsys)
                      "preferred_batch_sizes": [2, 8]}}, "exceed static_batch_size 4"),
         ({"engine": {"kv_allocation": "virtual"}}, "engine.kv_allocation"),
         ({"engine": {"scheduler": "orca"}}, "engine.scheduler"),
+        ({"workload": {**SMALL["workload"], "arrivals": {"process": "closed_loop"}}},
+         "needs concurrency"),
+        ({"workload": {**SMALL["workload"], "arrivals": {"process": "poisson", "rate_per_s": 4,
+                                                         "concurrency": 4}}},
+         "only used by process 'closed_loop'"),
+        ({"gateway": {"window_ms": 10},
+          "workload": {**SMALL["workload"], "arrivals": {"process": "closed_loop",
+                                                         "concurrency": 4}}},
+         "closed-loop"),
+        ({"gateway": {"window_ms": 10, "group_by": ["temperature"]}}, "gateway.group_by"),
+        ({"gateway": {"window_ms": -1}}, "gateway.window_ms"),
     ],
 )
 def test_bad_scenarios_exit_2_naming_the_field(tmp_path: Path, capsys, change: dict,
@@ -149,6 +160,26 @@ def test_static_batching_defaults_to_contiguous_memory(tmp_path: Path, capsys) -
         "scheduler": "static", "kv_allocation": "contiguous", "prefix_caching": False,
         "batch_size": 8, "batch_timeout_ms": 100.0, "preferred_batch_sizes": [],
     }
+
+
+def test_a_gateway_window_adds_to_ttft_and_is_reported(tmp_path: Path, capsys) -> None:
+    path = str(write(tmp_path, SMALL))
+    plain = run_json(capsys, path)
+    gated = run_json(capsys, path, "--set", "gateway.window_ms=50", "--set",
+                     "gateway.group_by=[max_tokens]")
+    assert plain["gateway"] is None
+    gateway = gated["gateway"]
+    assert gateway["window_ms"] == 50 and gateway["group_by"] == ["max_tokens"]
+    assert 0 < gateway["max_hold_ms"] <= 50 + 1e-9
+    assert gateway["groups"] * gateway["mean_group_size"] == pytest.approx(200)
+    assert gated["ttft_ms"]["mean"] > plain["ttft_ms"]["mean"]
+
+
+def test_a_closed_loop_workload_runs_from_the_command_line(tmp_path: Path, capsys) -> None:
+    workload = {**SMALL["workload"], "arrivals": {"process": "closed_loop", "concurrency": 4}}
+    summary = run_json(capsys, str(write(tmp_path, {**SMALL, "workload": workload})))
+    assert summary["requests"]["completed"] == 200
+    assert summary["batch_size"]["p99"] <= 4
 
 
 def test_unreadable_files_exit_2(tmp_path: Path, capsys) -> None:

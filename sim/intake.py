@@ -1,0 +1,195 @@
+"""How a workload's rows become requests on replicas: the front door of a simulated fleet.
+
+Every row is numbered, checked (a prompt that reaches max_model_len is rejected and recorded),
+has its reply cut to its max_tokens and to the context limit (counted), and is routed. Rows
+reach the door in one of two ways:
+
+* **open loop**: at their arrival times, one at a time or, behind a gateway, in the groups it
+  releases (a group goes to one replica);
+* **closed loop**: ``concurrency`` clients each send the next row when their previous reply
+  ends, so the load follows the fleet's speed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import NamedTuple
+
+from sim.gateway import GatewayPolicy, release_groups
+from sim.prefix_hash import shared_block_hashes, trace_block_hashes
+from sim.record import RequestRecord
+from sim.replica import ArrivalClock, Replica
+from sim.request import Request
+from sim.router import make_router
+from sim.workload import Workload
+
+_NAN = float("nan")
+_PROGRESS_EVERY = 2048  # rows between progress callbacks
+
+
+class Row(NamedTuple):
+    arrival_s: float
+    rid: int
+    prompt: int
+    output: int
+    max_tokens: int
+    trace_id: str
+    block_hashes: tuple[int, ...]
+    endpoint: str | None
+
+
+class Intake:
+    """Rejects, caps and routes rows; keeps the counts a summary reports."""
+
+    def __init__(self, replicas: list[Replica], router: str, max_model_len: int,
+                 block_size: int, prefix_caching: bool, records: list[RequestRecord],
+                 progress: Callable[[int, int], None] | None) -> None:
+        self.replicas = replicas
+        self.router = make_router(router)
+        self.max_model_len = max_model_len
+        self.block_size = block_size
+        self.prefix_caching = prefix_caching
+        self.records = records
+        self.progress = progress
+        self.rows_seen = 0
+        self.total = 0  # rows in the workload, 0 while unknown (a streamed trace)
+        self.truncated = self.capped = self.saved = 0
+        self.rejected: dict[str, int] = {}
+        self.hold_s: list[float] = []  # per request held at a gateway
+        self.groups = 0
+
+    # ---- rows -----------------------------------------------------------------------------
+
+    def rows(self, workload: Workload | Iterable[Workload]) -> Iterator[Row]:
+        chunks = [workload] if isinstance(workload, Workload) else workload
+        self.total = len(workload) if isinstance(workload, Workload) else 0
+        rid = 0
+        for chunk in chunks:
+            for row in self._chunk_rows(chunk, rid):
+                yield row
+            rid += len(chunk)
+
+    def _chunk_rows(self, chunk: Workload, first_rid: int) -> Iterator[Row]:
+        n = len(chunk)
+        bs = self.block_size
+        prompts = chunk.input_tokens.tolist()
+        trace_ids = (chunk.trace_ids.tolist() if chunk.trace_ids is not None
+                     else [str(first_rid + i) for i in range(n)])
+        if not self.prefix_caching:
+            hashes = [()] * n
+        elif chunk.prefix_ids is not None:
+            hashes = [trace_block_hashes(list(ids), chunk.prefix_id_tokens, p, bs)
+                      for ids, p in zip(chunk.prefix_ids, prompts)]
+        else:
+            hashes = [shared_block_hashes(k, t, bs)
+                      for k, t in zip(chunk.prefix_key.tolist(), chunk.prefix_tokens.tolist())]
+        endpoints = chunk.endpoints.tolist() if chunk.endpoints is not None else [None] * n
+        return map(Row._make, zip(
+            chunk.arrival_s.tolist(), range(first_rid, first_rid + n), prompts,
+            chunk.output_tokens.tolist(), chunk.max_tokens.tolist(), trace_ids, hashes, endpoints,
+        ))
+
+    # ---- requests -------------------------------------------------------------------------
+
+    def request(self, row: Row, arrival_s: float) -> Request | None:
+        """The row as a request arriving at ``arrival_s``, or None if it is rejected."""
+        self._tick(row.rid)
+        if row.prompt >= self.max_model_len:
+            reason = "prompt_exceeds_max_model_len"
+            self.rejected[reason] = self.rejected.get(reason, 0) + 1
+            self.records.append(RequestRecord(
+                row.rid, -1, "rejected", arrival_s, _NAN, _NAN, _NAN, row.prompt, 0, 0, 0,
+                row.trace_id,
+            ))
+            return None
+        cap, max_len = row.max_tokens, self.max_model_len
+        return Request(
+            rid=row.rid,
+            arrival_s=arrival_s,
+            prompt_tokens=row.prompt,
+            output_tokens=self._capped_output(row.prompt, row.output, cap),
+            block_hashes=row.block_hashes,
+            trace_id=row.trace_id,
+            reserve_tokens=min(row.prompt + cap, max_len) if cap else max_len,
+        )
+
+    def _capped_output(self, prompt: int, output: int, max_tokens: int) -> int:
+        """The reply length after the request's max_tokens and the context limit, counted."""
+        wanted = output
+        if max_tokens and output > max_tokens:
+            output = max_tokens
+            self.capped += 1
+        if prompt + output > self.max_model_len:  # generation stops at the context limit
+            output = self.max_model_len - prompt
+            self.truncated += 1
+        self.saved += wanted - output
+        return output
+
+    def _tick(self, rid: int) -> None:
+        self.rows_seen += 1
+        if self.progress is not None and rid % _PROGRESS_EVERY == 0:
+            self.progress(rid, self.total)
+
+
+def open_loop(env, intake: Intake, rows: Iterator[Row], clock: ArrivalClock,
+              gateway: GatewayPolicy | None):
+    """SimPy process: pass rows on at their arrival times, or as a gateway releases them."""
+    if gateway is None:
+        groups: Iterator[tuple[float, list[Row]]] = ((row.arrival_s, [row]) for row in rows)
+    else:
+        groups = release_groups(rows, gateway, _group_key(gateway))
+    router, replicas = intake.router, intake.replicas
+    for release_s, members in groups:
+        if release_s > env.now:
+            clock.next_s = release_s
+            target = router.peek(replicas)
+            clock.next_replica = target.index if target is not None else None
+            yield env.timeout(release_s - env.now)
+        replica = None
+        for row in members:
+            request = intake.request(row, row.arrival_s)
+            if request is None:
+                continue
+            if replica is None:
+                replica = router.pick(replicas)  # a group goes to one replica
+            if gateway is not None:
+                intake.hold_s.append(release_s - row.arrival_s)
+            replica.submit(request)
+        intake.groups += replica is not None
+    clock.next_s = float("inf")
+
+
+def _group_key(gateway: GatewayPolicy) -> Callable[[Row], tuple]:
+    getters = {"model": lambda row: None, "endpoint": lambda row: row.endpoint,
+               "max_tokens": lambda row: row.max_tokens}
+    chosen = [getters[name] for name in gateway.group_by]
+    return lambda row: tuple(get(row) for get in chosen)
+
+
+class ClosedLoop:
+    """``concurrency`` clients, each sending its next row when its previous reply ends.
+
+    Replicas then cannot run ahead of the clock (a reply ending anywhere sends a request at
+    once), so the arrival clock is set to "any moment" and every step waits in SimPy time.
+    """
+
+    def __init__(self, env, intake: Intake, rows: Iterator[Row], concurrency: int,
+                 clock: ArrivalClock) -> None:
+        self.env = env
+        self.intake = intake
+        self.rows = rows
+        self.concurrency = concurrency
+        clock.next_s = float("-inf")
+        clock.next_replica = None
+
+    def start(self) -> None:
+        for _ in range(self.concurrency):
+            self.send_next()
+
+    def send_next(self) -> None:
+        """Send the next row now; a rejected one is answered at once, so send another."""
+        for row in self.rows:
+            request = self.intake.request(row, self.env.now)
+            if request is not None:
+                self.intake.router.pick(self.intake.replicas).submit(request)
+                return

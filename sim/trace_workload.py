@@ -65,13 +65,31 @@ class TraceReplay:
             output_tokens=table["output_tokens"].to_numpy(),
             prefix_key=np.zeros(n, dtype=np.int64),
             prefix_tokens=np.zeros(n, dtype=np.int64),
-            max_tokens=np.full(n, self.max_tokens, dtype=np.int64),
+            max_tokens=self._max_tokens(table),
             trace_ids=np.asarray(table["request_id"].to_pylist(), dtype=object),
             prefix_ids=prefix_ids,
             prefix_id_tokens=self.trace.prefix_block_tokens,
             endpoints=(np.asarray(table["endpoint"].to_pylist(), dtype=object)
                        if "endpoint" in table.column_names else None),
         )
+
+    def _max_tokens(self, table: pa.Table) -> np.ndarray:
+        """Each request's max_tokens: the workload's cap and its endpoint's, the lower one.
+
+        The endpoint caps have already cut the replies as the trace streamed; the engine still
+        needs them to know what a request may come to hold (a contiguous KV reservation, a
+        gateway grouping by max_tokens).
+        """
+        n = table.num_rows
+        caps = np.full(n, self.max_tokens, dtype=np.int64)
+        by_endpoint = self.spec.max_tokens_by_endpoint
+        if not by_endpoint or "endpoint" not in table.column_names:
+            return caps
+        default = by_endpoint.get("*", 0)
+        endpoint_caps = np.fromiter((by_endpoint.get(e, default) if e is not None else default
+                                     for e in table["endpoint"].to_pylist()), np.int64, n)
+        both = (caps > 0) & (endpoint_caps > 0)
+        return np.where(both, np.minimum(caps, endpoint_caps), np.maximum(caps, endpoint_caps))
 
     def summary(self) -> dict:
         out = {

@@ -136,3 +136,25 @@ def test_the_earliest_bad_line_is_reported_whatever_its_problem(tmp_path: Path) 
                      "0.0,100,10\n1.0,-5,10\nbad,100,10\n")
     with pytest.raises(TraceError, match="line 3"):
         open_trace(trace).read()
+
+
+def test_endpoint_caps_cut_replies_and_size_contiguous_reservations(tmp_path: Path) -> None:
+    """Per-endpoint caps cut the replies exactly, are counted, and become each request's
+    max_tokens, which is what a contiguous KV allocator reserves for."""
+    trace = tmp_path / "log.csv"
+    trace.write_text("t,p,c,kind\n0.0,100,500,chat\n0.1,100,50,chat\n0.2,100,500,code\n"
+                     "0.3,100,900,batch\n")
+    spec = {"path": str(trace), "format": "generic",
+            "columns": {"arrival": "t", "input": "p", "output": "c", "endpoint": "kind"},
+            "max_tokens_by_endpoint": {"chat": 200, "code": 300, "*": 800}}
+    data = scenario(spec, max_tokens=1000)
+    data["engine"] = {"kv_allocation": "contiguous"}
+    outcome = run_scenario(parse_scenario(data))
+    chunks = list(outcome.workload)
+    assert [c.max_tokens.tolist() for c in chunks] == [[200, 200, 300, 800]]
+    records = outcome.result.records.sort_values("rid")
+    assert records["output_tokens"].tolist() == [200, 50, 300, 800]
+    requests = outcome.summary["requests"]
+    assert requests["capped_by_max_tokens"] == 3
+    assert requests["output_tokens_saved"] == 300 + 200 + 100
+    assert outcome.summary["kv"]["waste"]["internal_fragmentation"] > 0

@@ -5,7 +5,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 SCENARIO ?= examples/llama3-8b-h100-shared-prefix.yaml
 
-.PHONY: run test bench clean
+.PHONY: run test bench validate clean
 
 run: $(STAMP)
 	$(VENV)/bin/servesim run $(SCENARIO)
@@ -15,6 +15,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/hour_of_chat.py
+
+validate: $(STAMP)
+	$(VENV)/bin/python benchmarks/validation_page.py
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

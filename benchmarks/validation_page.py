@@ -1,0 +1,63 @@
+"""Regenerate every generated table of docs/validation.md in one command.
+
+    python benchmarks/validation_page.py      (or: make validate)
+
+The page's prose stays as written; each table between ``<!-- generated: NAME -->`` and
+``<!-- end: NAME -->`` is replaced by what the matching function below prints now, so the
+figures on the page are always the ones the current code produces. Takes about a minute.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = ROOT / "docs" / "validation.md"
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import batching_validation  # noqa: E402
+
+
+def _script_output(name: str) -> str:
+    """A check script's own markdown output, run as the page says to run it."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name)], cwd=ROOT,
+                          capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+BLOCKS: dict[str, Callable[[], str]] = {
+    "anyscale": lambda: batching_validation.anyscale()[0],
+    "kv-waste": lambda: batching_validation.vllm_waste()[0],
+    "triton": lambda: batching_validation.triton()[0],
+    "gateway": lambda: batching_validation.gateway_sweep()[0],
+    "step-times-output": lambda: _script_output("default_profile_check.py"),
+    "end-to-end-output": lambda: _script_output("end_to_end_check.py"),
+}
+
+
+def regenerate(text: str, blocks: dict[str, Callable[[], str]]) -> str:
+    for name, make in blocks.items():
+        pattern = re.compile(
+            rf"(<!-- generated: {re.escape(name)} -->\n)(?:.*?\n)?(<!-- end: {re.escape(name)} -->)",
+            re.DOTALL,
+        )
+        if not pattern.search(text):
+            raise SystemExit(f"{PAGE} has no '<!-- generated: {name} -->' block")
+        print(f"regenerating {name} ...", file=sys.stderr, flush=True)
+        body = make().replace("\\", "\\\\")
+        text = pattern.sub(rf"\g<1>{body}\n\g<2>", text, count=1)
+    return re.sub(r"(Tables regenerated on )\d{4}-\d{2}-\d{2}", rf"\g<1>{date.today()}", text)
+
+
+def main() -> None:
+    PAGE.write_text(regenerate(PAGE.read_text(), BLOCKS))
+    print(f"wrote {PAGE.relative_to(ROOT)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

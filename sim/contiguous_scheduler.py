@@ -9,7 +9,6 @@ new memory, so nothing is ever preempted; instead fewer requests run at once.
 
 from __future__ import annotations
 
-from sim.kv_state import KvState
 from sim.request import Request
 from sim.scheduler import ContinuousScheduler, SchedulerLimits
 from sim.slot_pool import SlotPool
@@ -23,13 +22,13 @@ class ContiguousScheduler(ContinuousScheduler):
         self.pool: SlotPool = pool  # type: ignore[assignment]
         self._final_tokens = 0  # sum of the running requests' final lengths
 
-    def kv_state(self) -> KvState:
+    def memory(self) -> tuple[int, int, int, int, int]:
         computed = self._context_offset + self.step * len(self.decoding)
         computed += sum(r.num_computed for r in self.prefilling.values())
         reserved = self.pool.used_slots
         external = self.pool.unusable_for(self.waiting[0].reservation) if self.waiting else 0
-        return KvState(computed, self._final_tokens - computed, reserved - self._final_tokens,
-                       external)
+        return (self.pool.num_used, computed, self._final_tokens - computed,
+                reserved - self._final_tokens, external)
 
     def decode_horizon(self) -> int:
         if self._chunks or not self.decoding:

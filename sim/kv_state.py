@@ -8,29 +8,18 @@
 * ``external``: free slots no waiting request can use because they lie in holes between
   contiguous slots that are each too small for it (paged memory has none).
 
-Free memory that nobody is waiting for is not waste and is in none of the four.
+Free memory that nobody is waiting for is not waste and is in none of the four. Each scheduler's
+``memory()`` reports, after every step, the blocks in use followed by these four, in this order;
+the step log keeps them as the ``WASTE_COLUMNS``.
 """
 
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 WASTE_COLUMNS = ("kv_token_states", "kv_reservation", "kv_internal", "kv_external")
 WASTE_NAMES = ("token_states", "reservation", "internal_fragmentation", "external_fragmentation")
-
-
-class KvState(NamedTuple):
-    token_states: int = 0
-    reservation: int = 0
-    internal: int = 0
-    external: int = 0
-
-    @property
-    def taken(self) -> int:
-        return self.token_states + self.reservation + self.internal + self.external
 
 
 def waste_slot_seconds(steps: pd.DataFrame) -> np.ndarray:

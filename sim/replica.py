@@ -168,6 +168,6 @@ class Replica:
         end = step.end_s
         finished = self.scheduler.complete(step.num_steps, end)
         self.log.add(step.start_s, step.timing, step.num_steps, step.batch, step.kv_used_start,
-                     self.scheduler.blocks_used, self.scheduler.kv_state())
+                     self.scheduler.memory())
         for request in finished:
             self._on_finish(request, end)

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 
 from sim.batch import Batch, chunk_terms
 from sim.block_pool import BlockPool
-from sim.kv_state import KvState
 from sim.request import Request
 
 
@@ -93,8 +92,9 @@ class ContinuousScheduler:
         """When the next step may start: at once, iteration-level scheduling never waits."""
         return now
 
-    def kv_state(self) -> KvState:
-        """Held blocks split into token states and the unused tails of last blocks.
+    def memory(self) -> tuple[int, int, int, int, int]:
+        """Blocks in use, then their slots split as ``sim.kv_state`` says (what the step log
+        keeps).
 
         Paged memory reserves nothing ahead and has no holes; shared prefix blocks are full,
         so only each request's own last block can have an unused tail.
@@ -103,7 +103,8 @@ class ContinuousScheduler:
         tail = self._decoder_tail
         if self.prefilling:
             tail += sum(-r.num_computed % bs for r in self.prefilling.values())
-        return KvState(self.pool.num_used * bs - tail, 0, tail, 0)
+        used = self.pool.num_blocks - self.pool.num_free
+        return used, used * bs - tail, 0, tail, 0
 
     # ---- one step ------------------------------------------------------------------------
 

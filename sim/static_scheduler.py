@@ -19,7 +19,6 @@ from collections import deque
 
 from sim.batch import Batch, chunk_terms
 from sim.batching_policy import BatchingPolicy
-from sim.kv_state import KvState
 from sim.request import Request
 
 
@@ -74,13 +73,14 @@ class StaticScheduler:
             return float("inf")
         return max(now, self.policy.ready_at(len(self.waiting), self.waiting[0].queued_s))
 
-    def kv_state(self) -> KvState:
+    def memory(self) -> tuple[int, int, int, int, int]:
+        """Blocks in use, then token states, reservation, internal and external slots."""
         computed = sum(r.num_computed for r in self.active)
         if self.paged:
             tail = sum(-r.num_computed % self.block_size for r in self.active)
-            return KvState(computed, 0, tail, 0)
+            return self.blocks_used, computed, 0, tail, 0
         final = sum(r.final_tokens for r in self.active)
-        return KvState(computed, final - computed, self._reserved() - final, 0)
+        return self.blocks_used, computed, final - computed, self._reserved() - final, 0
 
     # ---- steps ---------------------------------------------------------------------------
 

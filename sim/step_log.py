@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from sim.batch import Batch
-from sim.kv_state import WASTE_COLUMNS, KvState
+from sim.kv_state import WASTE_COLUMNS
 from sim.step_series import StepSeries
 
 COLUMNS = [
@@ -29,11 +29,13 @@ class StepLog:
         self._itl: list[tuple[float, float, int, int]] = []
 
     def add(self, start_s: float, timing: StepSeries | float, num_steps: int, batch: Batch,
-            kv_used_start: int, kv_used_end: int, kv_end: KvState) -> None:
+            kv_used_start: int, memory_end: tuple[int, int, int, int, int]) -> None:
+        """``memory_end``: blocks in use after the step, then the four parts of
+        ``sim.kv_state``."""
         total = timing if isinstance(timing, float) else timing.total
         self._rows.append(
             (start_s, num_steps, total, batch.decode_seqs, batch.prefill_seqs,
-             batch.prefill_tokens, kv_used_start, kv_used_end, *kv_end)
+             batch.prefill_tokens, kv_used_start, *memory_end)
         )
         seqs = batch.decode_seqs
         if seqs:

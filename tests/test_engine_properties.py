@@ -135,7 +135,7 @@ def test_scheduler_states_stay_consistent(case: tuple[dict, Workload], seed: int
             held += -(-r.num_computed // bs)
             tails += -r.num_computed % bs
         # the waste accounting, kept incrementally, matches the requests' own state
-        assert scheduler.kv_state() == (pool.num_used * bs - tails, 0, tails, 0)
+        assert scheduler.memory() == (pool.num_used, pool.num_used * bs - tails, 0, tails, 0)
         # shared blocks may be referenced by several requests: count distinct ones
         shared_refs = sum(r.shared_held for r in (*scheduler.decoding.values(),
                                                   *scheduler.prefilling.values()))

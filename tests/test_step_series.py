@@ -7,7 +7,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.batch import Batch
-from sim.kv_state import KvState
 from sim.step_log import StepLog
 from sim.step_series import StepSeries
 
@@ -37,11 +36,11 @@ def test_pieces_totals_and_cuts_match_brute_force(fixed, a1, b1, a2, b2, count, 
 def test_step_log_expands_decode_runs_into_weighted_itl_samples() -> None:
     log = StepLog()
     series = StepSeries.of_lines(0.001, 0.002, 0.0001, 0.0, 0.0, 3)
-    log.add(0.0, series, 3, Batch(decode_seqs=4, decode_context_tokens=40), 0, 0,
-            KvState())
-    log.add(1.0, 0.05, 1, Batch(prefill_tokens=100, prefill_seqs=1), 0, 0, KvState())
-    log.add(2.0, 0.02, 1, Batch(prefill_tokens=10, prefill_seqs=1, decode_seqs=2), 0, 0,
-            KvState())
+    log.add(0.0, series, 3, Batch(decode_seqs=4, decode_context_tokens=40), 0,
+            (0, 0, 0, 0, 0))
+    log.add(1.0, 0.05, 1, Batch(prefill_tokens=100, prefill_seqs=1), 0, (0, 0, 0, 0, 0))
+    log.add(2.0, 0.02, 1, Batch(prefill_tokens=10, prefill_seqs=1, decode_seqs=2), 0,
+            (0, 0, 0, 0, 0))
     durations, weights = log.itl_samples()
     np.testing.assert_allclose(durations, [0.003, 0.0031, 0.0032, 0.02])
     np.testing.assert_array_equal(weights, [4, 4, 4, 2])

@@ -68,6 +68,8 @@ class Replica:
         self._clock = clock
         self._macro_steps = macro_steps
         self._wake: simpy.Event | None = None
+        # only request-level batchers ever hold a queue back (continuous ones are always ready)
+        self._holds = isinstance(scheduler, StaticScheduler)
         env.process(self._run())
 
     @property
@@ -95,12 +97,14 @@ class Replica:
                 yield from self._hold_until(ready)
                 continue
             horizon = self._clock.next_s
+            holds = self._holds
             while scheduler.has_work:
-                ready = scheduler.ready_at(now)
-                if ready > now:
-                    if ready >= horizon:
-                        break  # a request may arrive here first and change the batch
-                    now = ready
+                if holds:
+                    ready = scheduler.ready_at(now)
+                    if ready > now:
+                        if ready >= horizon:
+                            break  # a request may arrive here first and change the batch
+                        now = ready
                 step = self._plan(now)
                 if step.end_s >= horizon:  # a request arrives by the end of this step
                     if step.num_steps == 1 or self._clock.next_replica == self.index:

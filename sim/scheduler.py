@@ -147,15 +147,19 @@ class ContinuousScheduler:
     def complete(self, num_steps: int, end_s: float) -> list[Request]:
         """Apply ``num_steps`` steps (several only for a pure decode run); return finishers."""
         first = self.step
-        if self.decoding and self._paged:
+        decoders = len(self.decoding)
+        if decoders and self._paged:
+            bs = self.block_size
             # the first step's blocks were taken when it was scheduled
-            new_blocks = self._new_block_keys[-first % self.block_size]
+            new_blocks = self._new_block_keys[-first % bs]
             if num_steps > 1:
                 demand = self._decode_demand(first + 1, num_steps - 1)
                 if demand:
                     self.pool.allocate(demand)
                 new_blocks += demand
-            self._advance_decoder_tail(new_blocks, num_steps)
+            # each step fills one slot of every decoder's last block, except for the decoders
+            # starting a new block (their tail goes from 0 to bs - 1): the new-block demand
+            self._decoder_tail += new_blocks * bs - num_steps * decoders
         finished: list[Request] = []
         for request, tokens in self._chunks:
             request.num_computed += tokens
@@ -336,15 +340,6 @@ class ContinuousScheduler:
         if self._paged:
             self._new_block_keys[request.computed_offset % self.block_size] -= 1
             self._decoder_tail -= -request.num_computed % self.block_size
-
-    def _advance_decoder_tail(self, new_blocks: int, num_steps: int) -> None:
-        """Move the decoders' unused block tails on by ``num_steps`` steps.
-
-        Each step fills one slot of every decoder's last block, except for the decoders that
-        start a new block that step (their tail goes from 0 to block_size - 1): exactly the
-        ``new_blocks`` the decoders took over those steps.
-        """
-        self._decoder_tail += new_blocks * self.block_size - num_steps * len(self.decoding)
 
     def _is_current(self, request: Request, last_step: int) -> bool:
         """A heap entry is stale if its request was preempted (and maybe re-admitted) since."""

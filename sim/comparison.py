@@ -15,6 +15,8 @@ METRICS: list[tuple[str, tuple[str, ...], str, str]] = [
     ("goodput", ("goodput", "requests_per_s"), "req/s", "higher"),
     ("requests rejected", ("requests", "rejected"), "", "lower"),
     ("KV cache use", ("kv", "mean_utilization"), "share", "neither"),
+    ("KV held as token states", ("kv", "waste", "token_states"), "share", "higher"),
+    ("mean batch", ("batch_size", "mean"), "seqs", "neither"),
     ("preemptions", ("kv", "preemptions"), "", "lower"),
     ("prefix hit rate", ("kv", "prefix_cache_hit_rate"), "share", "higher"),
     ("GPUs", ("cost", "gpus"), "", "neither"),

@@ -33,6 +33,36 @@ def _latency_rows(summary: dict) -> list[str]:
     return rows
 
 
+def _engine_line(engine: dict) -> str:
+    parts = [engine["scheduler"], f"{engine['kv_allocation']} KV"]
+    if "batch_size" in engine:
+        parts.append(f"batches of {engine['batch_size']}, timeout {_fmt(engine['batch_timeout_ms'])} ms")
+        if engine["preferred_batch_sizes"]:
+            parts.append("preferred " + "/".join(map(str, engine["preferred_batch_sizes"])))
+    else:
+        parts.append(f"{engine['max_num_seqs']} seqs, {engine['max_num_batched_tokens']:,} "
+                     "tokens per step")
+    parts.append("prefix caching" if engine["prefix_caching"] else "no prefix caching")
+    return ", ".join(parts)
+
+
+def _gateway_lines(gateway: dict | None) -> list[str]:
+    if gateway is None:
+        return []
+    return [f"gateway    window {_fmt(gateway['window_ms'])} ms, groups of up to "
+            f"{gateway['max_batch']} (mean {_fmt(gateway['mean_group_size'])}), "
+            f"held {_fmt(gateway['hold_ms']['mean'])} ms on average, "
+            f"at most {_fmt(gateway['max_hold_ms'])} ms"]
+
+
+def _waste_line(waste: dict) -> str:
+    if waste["token_states"] is None:
+        return "no memory held at a step's end"
+    labels = {"token_states": "token states", "reservation": "reserved ahead",
+              "internal_fragmentation": "internal frag.", "external_fragmentation": "external frag."}
+    return ", ".join(f"{labels[k]} {100 * v:.1f} %" for k, v in waste.items())
+
+
 def format_table(summary: dict) -> str:
     req, thr, kv, cost = summary["requests"], summary["throughput"], summary["kv"], summary["cost"]
     slo, good = summary["slo"], summary["goodput"]
@@ -40,6 +70,8 @@ def format_table(summary: dict) -> str:
         f"{summary['scenario']}: {summary['model']} on {summary['replicas']} x "
         f"{summary['gpu']} (TP {summary['tensor_parallel']}), seed {summary['seed']}",
         f"latency profile: {summary['latency_profile']['name']}",
+        f"engine     {_engine_line(summary['engine'])}",
+        *_gateway_lines(summary.get("gateway")),
         "",
         f"requests   {req['completed']:,} completed of {req['arrived']:,} arrived, "
         f"{req['rejected']:,} rejected, {req['truncated_outputs']:,} outputs truncated",
@@ -68,6 +100,7 @@ def format_table(summary: dict) -> str:
         f"KV cache   {kv['num_gpu_blocks']:,} blocks x {kv['block_size']} tokens, "
         f"mean use {100 * kv['mean_utilization']:.1f} %, {kv['preemptions']:,} preemptions, "
         f"prefix hit rate {100 * kv['prefix_cache_hit_rate']:.1f} %",
+        f"KV waste   {_waste_line(kv['waste'])}",
         f"batch      mean {_fmt(batch['mean'])} sequences, p99 {_fmt(batch['p99'], 0)}; "
         f"replicas busy {100 * summary['replica_busy_fraction']:.1f} % of the time",
         "",

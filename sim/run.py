@@ -127,7 +127,7 @@ def _batching(eng: EngineSpec) -> BatchingPolicy | None:
     return BatchingPolicy(
         max_batch=eng.batch_size_used,
         timeout_s=eng.batch_timeout_ms_used / 1e3,
-        preferred_sizes=tuple(eng.preferred_batch_sizes or ()),
+        preferred_sizes=tuple(eng.preferred_batch_sizes or ()) if eng.scheduler == "dynamic" else (),
     )
 
 
@@ -290,7 +290,8 @@ def _engine_summary(eng: EngineSpec, limits: SchedulerLimits) -> dict:
                  "prefix_caching": eng.prefix_caching_used}
     if eng.batches_requests:
         out |= {"batch_size": eng.batch_size_used, "batch_timeout_ms": eng.batch_timeout_ms_used,
-                "preferred_batch_sizes": list(eng.preferred_batch_sizes or ())}
+                "preferred_batch_sizes": list(eng.preferred_batch_sizes or ())
+                if eng.scheduler == "dynamic" else []}
     else:
         out |= {"max_num_seqs": limits.max_num_seqs,
                 "max_num_batched_tokens": limits.max_num_batched_tokens,

@@ -43,7 +43,6 @@ SchedulerName = Literal["continuous", "naive", "static", "dynamic"]
 # batches, Triton's default max queue delay (none) for its dynamic batcher.
 _DEFAULT_TIMEOUT_MS = {"static": 100.0, "dynamic": 0.0}
 _DEFAULT_BATCH_SIZE = 8
-_BATCHER_FIELDS = ("static_batch_size", "batch_timeout_ms", "preferred_batch_sizes")
 
 
 class EngineSpec(BaseModel):
@@ -58,7 +57,7 @@ class EngineSpec(BaseModel):
     kv_allocation: Literal["paged", "contiguous"] | None = None
     static_batch_size: Annotated[int, Field(ge=1, le=4096)] | None = None  # dynamic: maximum
     batch_timeout_ms: Annotated[float, Field(ge=0)] | None = None  # dynamic: max queue delay
-    preferred_batch_sizes: tuple[Annotated[int, Field(ge=1)], ...] | None = None  # dynamic only
+    preferred_batch_sizes: tuple[Annotated[int, Field(ge=1)], ...] | None = None  # dynamic
     max_num_seqs: Annotated[int, Field(ge=1)] = 256
     max_num_batched_tokens: Annotated[int, Field(ge=1)] = 8192
     max_model_len: Annotated[int, Field(ge=2)] | None = None
@@ -99,18 +98,9 @@ class EngineSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check_batcher(self) -> EngineSpec:
-        given = [name for name in _BATCHER_FIELDS if getattr(self, name) is not None]
-        if given and not self.batches_requests:
-            raise ScenarioError(
-                f"{', '.join(given)} only apply to scheduler static or dynamic, not "
-                f"'{self.scheduler}': remove {'it' if len(given) == 1 else 'them'} or set "
-                "scheduler: static"
-            )
+        # The batcher's keys are accepted (and ignored) under the other schedulers, as the
+        # token budget is under static batching, so one file can be swept across policies.
         if self.preferred_batch_sizes is not None:
-            if self.scheduler != "dynamic":
-                raise ScenarioError(
-                    "preferred_batch_sizes belong to the dynamic batcher: set scheduler: dynamic"
-                )
             too_big = [n for n in self.preferred_batch_sizes if n > self.batch_size_used]
             if too_big:
                 raise ScenarioError(

@@ -105,9 +105,6 @@ def test_same_seed_same_records_other_seed_other_records(tmp_path: Path, capsys)
         ({"workload": {"num_requests": 5}}, "workload"),
         ({"slo": {"ttft_p95_ms": -1}}, "slo.ttft_p95_ms"),
         ({"hardware": {"gpu": "rtx-4090"}}, "price_usd_per_hour"),
-        ({"engine": {"static_batch_size": 8}}, "only apply to scheduler static or dynamic"),
-        ({"engine": {"scheduler": "static", "preferred_batch_sizes": [4]}},
-         "set scheduler: dynamic"),
         ({"engine": {"scheduler": "dynamic", "static_batch_size": 4,
                      "preferred_batch_sizes": [2, 8]}}, "exceed static_batch_size 4"),
         ({"engine": {"kv_allocation": "virtual"}}, "engine.kv_allocation"),
@@ -151,6 +148,19 @@ def test_every_policy_runs_from_the_command_line(tmp_path: Path, capsys, policy:
         assert waste["token_states"] > 0.9
     else:
         assert waste["reservation"] > 0
+
+
+def test_one_file_sweeps_across_policies(tmp_path: Path, capsys) -> None:
+    """Batcher keys stay in the file and are ignored by the other schedulers."""
+    engine = {"scheduler": "dynamic", "static_batch_size": 4, "preferred_batch_sizes": [2],
+              "batch_timeout_ms": 5}
+    path = str(write(tmp_path, {**SMALL, "engine": engine}))
+    for policy in ("continuous", "naive", "static"):
+        summary = run_json(capsys, path, "--set", f"engine.scheduler={policy}")
+        assert summary["engine"]["scheduler"] == policy
+        assert summary["requests"]["completed"] == 200
+    assert summary["engine"]["preferred_batch_sizes"] == []  # static has none
+    assert summary["engine"]["batch_size"] == 4
 
 
 def test_static_batching_defaults_to_contiguous_memory(tmp_path: Path, capsys) -> None:

@@ -107,7 +107,7 @@ def simulate(
             RequestRecord(
                 r.rid, r.replica, "completed", r.arrival_s, r.first_scheduled_s,
                 r.first_token_s, finish_s, r.prompt_tokens, r.num_output, r.cached_tokens,
-                r.preemptions, r.trace_id,
+                r.preemptions, r.trace_id, r.endpoint,
             )
         )
         if closed is not None:

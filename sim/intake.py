@@ -99,7 +99,7 @@ class Intake:
             self.rejected[reason] = self.rejected.get(reason, 0) + 1
             self.records.append(RequestRecord(
                 row.rid, -1, "rejected", arrival_s, _NAN, _NAN, _NAN, row.prompt, 0, 0, 0,
-                row.trace_id,
+                row.trace_id, row.endpoint,
             ))
             return None
         cap, max_len = row.max_tokens, self.max_model_len
@@ -110,6 +110,7 @@ class Intake:
             output_tokens=self._capped_output(row.prompt, row.output, cap),
             block_hashes=row.block_hashes,
             trace_id=row.trace_id,
+            endpoint=row.endpoint,
             reserve_tokens=min(row.prompt + cap, max_len) if cap else max_len,
         )
 

@@ -92,3 +92,31 @@ def batch_size_distribution(steps: pd.DataFrame) -> dict[str, float | None]:
     counts = steps["num_steps"].to_numpy(dtype=np.float64)
     dist = weighted_distribution_ms(sizes, counts)
     return {k: (v / 1e3 if v is not None else None) for k, v in dist.items()}
+
+
+MAX_ENDPOINTS_REPORTED = 50  # beyond this the split would drown the summary
+
+
+def by_endpoint(records: pd.DataFrame) -> dict[str, dict] | None:
+    """Latency and volume per endpoint (request class), when the workload has them.
+
+    None when no request carries an endpoint, or when there are more than
+    ``MAX_ENDPOINTS_REPORTED`` distinct ones.
+    """
+    if "endpoint" not in records or records["endpoint"].isna().all():
+        return None
+    groups = records.groupby(records["endpoint"].fillna("(none)"), sort=True)
+    if groups.ngroups > MAX_ENDPOINTS_REPORTED:
+        return None
+    out = {}
+    for name, group in groups:
+        completed = group[group["status"] == "completed"]
+        out[str(name)] = {
+            "arrived": len(group),
+            "completed": len(completed),
+            "output_tokens": int(completed["output_tokens"].sum()),
+            "ttft_ms": distribution_ms(completed["ttft_s"]),
+            "tpot_ms": distribution_ms(completed["tpot_s"]),
+            "e2e_ms": distribution_ms(completed["e2e_s"]),
+        }
+    return out

@@ -26,6 +26,7 @@ class RequestRecord(NamedTuple):
     cached_tokens: int
     preemptions: int
     trace_id: str  # the request's id in its trace (its index for generated workloads)
+    endpoint: str | None = None  # its endpoint or request class, when the workload has them
 
 
 RECORD_COLUMNS = list(RequestRecord._fields)

@@ -55,6 +55,17 @@ def _gateway_lines(gateway: dict | None) -> list[str]:
             f"at most {_fmt(gateway['max_hold_ms'])} ms"]
 
 
+def _endpoint_rows(by_endpoint: dict | None) -> list[str]:
+    if not by_endpoint:
+        return []
+    rows = [f"  {'by endpoint':<16}{'completed':>12}{'TTFT p95':>12}{'TPOT p95':>12}"
+                f"{'E2E p95':>12}"]
+    for name, e in by_endpoint.items():
+        cells = "".join(f"{_latency(e[key]['p95']):>12}" for key in ("ttft_ms", "tpot_ms", "e2e_ms"))
+        rows.append(f"  {name[:16]:<16}{e['completed']:>12,}{cells}")
+    return rows
+
+
 def _waste_line(waste: dict) -> str:
     if waste["token_states"] is None:
         return "no memory held at a step's end"
@@ -79,6 +90,8 @@ def format_table(summary: dict) -> str:
         "",
         "latency (ms unless marked)",
         *_latency_rows(summary),
+        "",
+        *_endpoint_rows(summary.get("by_endpoint")),
         "",
         f"throughput {_fmt(thr['requests_per_s'], 2)} req/s, "
         f"{_fmt(thr['input_tokens_per_s'], 0)} input tok/s, "

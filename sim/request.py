@@ -35,6 +35,7 @@ class Request:
     preemptions: int = 0
     replica: int = 0
     trace_id: str = ""
+    endpoint: str | None = None
     # the most slots it may ever need: prompt plus max_tokens, within max_model_len (what a
     # contiguous KV allocator reserves up front); 0 = prompt plus output_tokens
     reserve_tokens: int = 0

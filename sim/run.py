@@ -246,6 +246,7 @@ def summarize(deployment: Deployment, result: SimulationResult) -> dict:
         "itl_ms": metrics.weighted_distribution_ms(result.itl_durations_s, result.itl_weights),
         "e2e_ms": metrics.distribution_ms(completed["e2e_s"]),
         "queue_ms": metrics.distribution_ms(completed["queue_s"]),
+        "by_endpoint": metrics.by_endpoint(records),
         "throughput": metrics.throughput(completed, duration),
         "goodput": metrics.goodput(completed, len(records), duration, slo.ttft_p95_ms,
                                    slo.tpot_p95_ms),

@@ -23,7 +23,7 @@ import pandas as pd
 from sim.arrival_process import arrival_times, staged_arrival_times
 from sim.errors import ScenarioError
 from sim.length_dist import sample_input_output, sample_lengths
-from sim.workload_spec import LengthsSpec, SharedPrefixSpec, WorkloadSpec
+from sim.workload_spec import LengthsSpec, RequestClassSpec, SharedPrefixSpec, WorkloadSpec
 
 _COLUMNS = (
     "arrival_s", "input_tokens", "output_tokens", "prefix_key", "prefix_tokens", "max_tokens",
@@ -126,16 +126,18 @@ class Workload:
 def generate_workload(spec: WorkloadSpec, rng: np.random.Generator) -> Workload:
     """Draw the requests `spec` describes; the same spec and seed give the same workload."""
     arrivals = _arrival_times(spec, rng)
+    endpoints = None
     if spec.shared_prefix is not None:
         workload = _shared_prefix_workload(spec.shared_prefix, arrivals, rng)
+    elif spec.classes is not None:
+        workload, endpoints = _class_mix_workload(spec.classes, arrivals, rng, spec.max_tokens)
     else:
         workload = _independent_workload(spec.lengths, arrivals, rng)  # type: ignore[arg-type]
     columns = workload.columns()
-    if spec.max_tokens is not None:
+    if spec.max_tokens is not None and endpoints is None:  # a class mix applied it per class
         columns["max_tokens"] = _frozen(np.full(len(workload), spec.max_tokens), np.int64)
-    if spec.arrivals is not None and spec.arrivals.concurrency:
-        return Workload(**columns, concurrency=spec.arrivals.concurrency)
-    return Workload(**columns) if spec.max_tokens is not None else workload
+    concurrency = spec.arrivals.concurrency if spec.arrivals is not None else None
+    return Workload(**columns, endpoints=endpoints, concurrency=concurrency or 0)
 
 
 def _arrival_times(spec: WorkloadSpec, rng: np.random.Generator) -> np.ndarray:
@@ -161,6 +163,27 @@ def _independent_workload(
 ) -> Workload:
     input_tokens, output_tokens = sample_input_output(lengths, len(arrivals), rng)
     return Workload.from_arrays(arrivals, input_tokens, output_tokens)
+
+
+def _class_mix_workload(
+    classes: tuple[RequestClassSpec, ...], arrivals: np.ndarray, rng: np.random.Generator,
+    max_tokens: int | None,
+) -> tuple[Workload, np.ndarray]:
+    """Each arrival draws its class by share, then lengths from that class; its max_tokens is
+    the class's cap, or the workload's when lower (or when the class has none)."""
+    n = len(arrivals)
+    shares = np.array([c.share for c in classes])
+    kind = rng.choice(len(classes), size=n, p=shares / shares.sum())
+    inputs = np.empty(n, dtype=np.int64)
+    outputs = np.empty(n, dtype=np.int64)
+    caps = np.zeros(n, dtype=np.int64)
+    for index, request_class in enumerate(classes):
+        rows = np.flatnonzero(kind == index)
+        inputs[rows], outputs[rows] = sample_input_output(request_class.lengths, len(rows), rng)
+        limits = [c for c in (request_class.max_tokens, max_tokens) if c is not None]
+        caps[rows] = min(limits) if limits else 0
+    names = np.array([c.name for c in classes], dtype=object)[kind]
+    return Workload.from_arrays(arrivals, inputs, outputs, max_tokens=caps), names
 
 
 def _shared_prefix_workload(

@@ -178,6 +178,18 @@ class SharedPrefixSpec(BaseModel):
         return self.num_groups * self.prompts_per_group
 
 
+class RequestClassSpec(BaseModel):
+    """One kind of request in a mix (an API endpoint: chat, summarise, classify, ...): its share
+    of the arrivals, its lengths and its own output cap."""
+
+    model_config = _SPEC_CONFIG
+
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    share: Annotated[float, Field(gt=0)]
+    lengths: LengthsSpec
+    max_tokens: Tokens | None = None  # this endpoint's cap on the output (the API's max_tokens)
+
+
 class TraceSpec(BaseModel):
     """Replay a trace file (or a bundled trace by name) instead of generating requests.
 
@@ -225,8 +237,8 @@ class TraceSpec(BaseModel):
 
 
 class WorkloadSpec(BaseModel):
-    """Arrivals (a process and rate, or stages), a size, and lengths or a shared prefix;
-    or a trace to replay."""
+    """Arrivals (a process and rate, or stages), a size, and lengths, a shared prefix or a mix
+    of request classes; or a trace to replay."""
 
     model_config = _SPEC_CONFIG
 
@@ -236,6 +248,7 @@ class WorkloadSpec(BaseModel):
     duration_s: Annotated[float, Field(gt=0)] | None = None
     lengths: LengthsSpec | None = None
     shared_prefix: SharedPrefixSpec | None = None
+    classes: Annotated[tuple[RequestClassSpec, ...], Field(min_length=1)] | None = None
     trace: TraceSpec | None = None
     max_tokens: Tokens | None = None  # every request's cap on its output (the API's max_tokens)
 
@@ -263,7 +276,7 @@ class WorkloadSpec(BaseModel):
 
     def _check_trace_alone(self) -> None:
         generators = [name for name in ("arrivals", "stages", "lengths", "shared_prefix",
-                                        "duration_s") if getattr(self, name) is not None]
+                                        "classes", "duration_s") if getattr(self, name) is not None]
         if generators:
             raise ScenarioError(
                 f"trace replays the trace's own arrivals and lengths; remove {', '.join(generators)} "
@@ -271,12 +284,18 @@ class WorkloadSpec(BaseModel):
             )
 
     def _check_lengths_source(self) -> None:
-        if (self.lengths is None) == (self.shared_prefix is None):
+        given = [name for name in ("lengths", "shared_prefix", "classes")
+                 if getattr(self, name) is not None]
+        if len(given) != 1:
             raise ScenarioError(
-                "give exactly one of lengths (independent requests) or shared_prefix "
-                "(groups sharing a system prompt)"
-                + (": remove one of them" if self.lengths is not None else "")
+                "give exactly one of lengths (independent requests), shared_prefix (groups "
+                "sharing a system prompt) or classes (a mix of endpoints)"
+                + (f": remove {' or '.join(given[1:])}" if given else "")
             )
+        names = [c.name for c in self.classes or ()]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ScenarioError(f"classes: each name must be unique; {repeated} repeat")
 
     def _check_stages(self) -> None:
         if self.arrivals is not None and self.arrivals.rate_per_s is not None:

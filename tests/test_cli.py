@@ -270,3 +270,27 @@ def test_a_workload_with_no_requests_is_a_user_error(tmp_path: Path, capsys) -> 
                                   "lengths": {"input": 100, "output": 10}}}
     assert main(["run", str(write(tmp_path, data))]) == 2
     assert "no requests" in capsys.readouterr().err
+
+
+def test_a_class_mix_reports_each_endpoint_and_feeds_the_gateway(tmp_path: Path, capsys) -> None:
+    workload = {
+        "arrivals": {"process": "poisson", "rate_per_s": 20}, "num_requests": 400,
+        "classes": [
+            {"name": "chat", "share": 1, "lengths": {"input": 600, "output": 300},
+             "max_tokens": 100},
+            {"name": "classify", "share": 1, "lengths": {"input": 100, "output": 2}},
+        ],
+    }
+    path = str(write(tmp_path, {**SMALL, "workload": workload,
+                                "gateway": {"window_ms": 20, "group_by": ["endpoint"]}}))
+    summary = run_json(capsys, path)
+    by_endpoint = summary["by_endpoint"]
+    assert set(by_endpoint) == {"chat", "classify"}
+    assert sum(e["arrived"] for e in by_endpoint.values()) == 400
+    chat, classify = by_endpoint["chat"], by_endpoint["classify"]
+    assert chat["output_tokens"] == 100 * chat["completed"]  # capped at the class's 100
+    assert summary["requests"]["capped_by_max_tokens"] == chat["arrived"]
+    assert summary["requests"]["output_tokens_saved"] == 200 * chat["arrived"]
+    assert classify["e2e_ms"]["p50"] < chat["e2e_ms"]["p50"]
+    assert summary["gateway"]["max_hold_ms"] <= 20 + 1e-9
+    assert run_json(capsys, str(write(tmp_path, SMALL, "plain.yaml")))["by_endpoint"] is None

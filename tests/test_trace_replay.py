@@ -158,3 +158,6 @@ def test_endpoint_caps_cut_replies_and_size_contiguous_reservations(tmp_path: Pa
     assert requests["capped_by_max_tokens"] == 3
     assert requests["output_tokens_saved"] == 300 + 200 + 100
     assert outcome.summary["kv"]["waste"]["internal_fragmentation"] > 0
+    by_endpoint = outcome.summary["by_endpoint"]
+    assert {k: v["output_tokens"] for k, v in by_endpoint.items()} == {
+        "chat": 250, "code": 300, "batch": 800}

@@ -123,3 +123,28 @@ def test_from_arrays_copies_into_read_only_columns() -> None:
 def test_inconsistent_columns_are_refused(columns: dict[str, Any], message: str) -> None:
     with pytest.raises(ScenarioError, match=message):
         Workload.from_arrays(**columns)
+
+
+def test_a_class_mix_draws_classes_by_share_with_their_own_lengths_and_caps() -> None:
+    spec = WorkloadSpec.model_validate({
+        "arrivals": {"process": "poisson", "rate_per_s": 50},
+        "num_requests": 4000,
+        "max_tokens": 300,
+        "classes": [
+            {"name": "chat", "share": 3, "max_tokens": 500,
+             "lengths": {"input": 800, "output": {"dist": "exponential", "mean": 200}}},
+            {"name": "classify", "share": 1, "max_tokens": 4,
+             "lengths": {"input": 120, "output": 2}},
+        ],
+    })
+    workload = generate_workload(spec, np.random.default_rng(3))
+    chat = workload.endpoints == "chat"
+    assert 0.72 < chat.mean() < 0.78  # shares 3 : 1
+    assert (workload.input_tokens[chat] == 800).all()
+    assert (workload.input_tokens[~chat] == 120).all()
+    assert (workload.output_tokens[~chat] == 2).all()
+    # the lower of the class cap and the workload's cap applies
+    assert (workload.max_tokens[chat] == 300).all()
+    assert (workload.max_tokens[~chat] == 4).all()
+    again = generate_workload(spec, np.random.default_rng(3))
+    assert (again.endpoints == workload.endpoints).all()

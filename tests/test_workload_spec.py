@@ -184,3 +184,22 @@ def test_cross_field_mistakes_carry_a_scenario_error() -> None:
     (error,) = caught.value.errors()
     assert error["loc"] == ("workload",)
     assert isinstance(error["ctx"]["error"], ScenarioError)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"lengths": {"input": 10, "output": 10}}, "remove classes"),
+        ({"classes": [{"name": "a", "share": 1, "lengths": {"input": 1, "output": 1}},
+                      {"name": "a", "share": 2, "lengths": {"input": 1, "output": 1}}]},
+         "must be unique"),
+        ({"classes": [{"name": "a", "share": 0, "lengths": {"input": 1, "output": 1}}]},
+         "share"),
+    ],
+)
+def test_bad_class_mixes_are_named(change: dict, message: str) -> None:
+    data = {"arrivals": {"process": "poisson", "rate_per_s": 1}, "num_requests": 10,
+            "classes": [{"name": "chat", "share": 1, "lengths": {"input": 5, "output": 5}}],
+            **change}
+    with pytest.raises((ScenarioError, ValidationError), match=message):
+        WorkloadSpec.model_validate(data)

@@ -9,14 +9,14 @@ bundled real datasets (``calibrate/data/*/PROVENANCE.md``), first under the ship
 profile, then under coefficients fitted here (in-sample and held out). ``--write-profile``
 writes the coefficients fitted on all the data as a profile YAML file.
 
-Datasets and what each measured point becomes
----------------------------------------------
+Datasets and what each measured point becomes (readers in ``calibrate/sources/``)
+-------------------------------------------------------------------------------
 ``vllm-h100``: sampled engine steps of vLLM v0.15 on H100 (Llama-2-70B TP4, two workloads;
 CodeLlama-34B TP2). Two measurements of a step's time are checked:
 
-* ``ts``: the step-to-step wall time, ``step.ts_start_ns`` of step ``id + 1`` minus that of step
+* ``vllm-h100`` (the step's time): the step-to-step wall time, ``step.ts_start_ns`` of step ``id + 1`` minus that of step
   ``id``, for the ~2,000 sampled steps whose successor was sampled too. This is what the fit uses.
-* ``cycle``: the ``cycle_time_us`` column (median inter-token interval of the requests in the
+* ``vllm-h100 cycle``: the ``cycle_time_us`` column (median inter-token interval of the requests in the
   step) that the calibration notes name. Values under 1 ms (a third of them; ~30 us) are two
   tokens streamed together, not steps, and are dropped. The rest cluster at about *half* the
   ``ts`` interval (median ratio 2.0) and below the bf16 weight-streaming bound of these models
@@ -64,167 +64,51 @@ slice and predict it. GPUs and weight format (bf16) are the catalog's ``h100-sxm
 from __future__ import annotations
 
 import argparse
-import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import least_squares
 
-from sim.batch import Batch
-from sim.gpu import load_gpu
-from sim.latency_model import LatencyModel
+from calibrate.sources import h100_vllm_steps, splitwise
+from calibrate.step_fit import (FLOOR, OVERHEADS, PARAMS, fit, physically_possible, predict,
+                                profile_coefficients)
+from calibrate.step_sample import StepSample
 from sim.latency_profile import Coefficients, load_profile
-from sim.memory_plan import kv_bytes_per_token_per_gpu
-from sim.model_catalog import load_model
 
-DATA = Path(__file__).resolve().parent.parent / "calibrate" / "data"
-DTYPE = "bf16"
-BLOCK = 16
-VLLM_MODELS = {"llama-2-70b": "llama-2-70b", "llama-2-70b-hf": "llama-2-70b",
-               "codellama-34b": "codellama-34b"}
-SPLITWISE_GPUS = {"a100-80gb": "a100-80gb", "h100-80gb": "h100-sxm"}
-PARAMS = tuple(f.name for f in dataclasses.fields(Coefficients))
-LOWER = np.array([0, 0, 0, 0.01, 0.01, 0, 0.01])
-UPPER = np.array([np.inf, np.inf, np.inf, 1, 1, np.inf, 1])
-FLOOR = Coefficients(0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0)  # roofline at peak, no overheads
+Point = StepSample
+GROUP = ["source", "model", "gpu", "tensor_parallel", "kind"]
 
 
-class Point(NamedTuple):
-    dataset: str
-    model: str
-    gpu: str
-    tp: int
-    kind: str
-    batch: Batch
-    measured_s: float
-
-    @property
-    def config(self) -> tuple[str, str, int]:
-        return self.model, self.gpu, self.tp
-
-
-def first_chunks(tokens: int, seqs: int) -> Batch:
-    """``seqs`` prefill chunks sharing ``tokens`` evenly, none with computed context."""
-    per_seq = tokens / seqs if seqs else 0.0
-    return Batch(prefill_tokens=tokens, prefill_seqs=seqs,
-                 prefill_attention_pairs=tokens * (per_seq + 1) / 2, prefill_kv_tokens=tokens)
-
-
-def vllm_points() -> list[Point]:
-    df = pd.read_parquet(DATA / "h100_vllm_steps" / "enriched_steps.parquet")
-    df = df.astype({c: "float64" for c in df.columns if str(df[c].dtype) == "Int64"})
-    df.columns = [c.replace(".", "_") for c in df.columns]
-    df = df.sort_values(["experiment_id", "step_id"])
-    nxt = df.groupby("experiment_id")[["step_id", "step_ts_start_ns"]].shift(-1)
-    consecutive = nxt["step_id"] - df["step_id"] == 1
-    df["ts"] = ((nxt["step_ts_start_ns"] - df["step_ts_start_ns"]) * 1e-9).where(consecutive)
-    df["cycle"] = (df["cycle_time_us"] * 1e-6).where(df["cycle_time_us"] > 1000)
-    points = []
-    for r in df[df["ts"].notna() | df["cycle"].notna()].itertuples(index=False):
-        prefill, n_prefill, decode = (int(r.batch_prefill_tokens), int(r.batch_num_prefill_reqs),
-                                      int(r.batch_num_decode_reqs))
-        used_tokens = (r.kv_blocks_total_gpu - r.kv_blocks_free_gpu) * BLOCK
-        context = int(used_tokens - prefill - BLOCK / 2 * (decode + n_prefill))
-        batch = first_chunks(prefill, n_prefill)._replace(
-            decode_seqs=decode, decode_context_tokens=max(decode, context) if decode else 0)
-        for target in ("ts", "cycle"):
-            if not np.isnan(getattr(r, target)):
-                points.append(Point(f"vllm-h100 {target}", VLLM_MODELS[r.model], "h100-sxm",
-                                    int(r.tp), "mixed" if prefill else "decode", batch,
-                                    float(getattr(r, target))))
-    return points
-
-
-def splitwise_points() -> list[Point]:
-    df = pd.read_csv(DATA / "splitwise_static_batches" / "perf_model.csv")
-    df = df[(df["model"] == "llama2-70b") & df["hardware"].isin(SPLITWISE_GPUS)]
-    config = ["hardware", "tensor_parallel", "prompt_size", "batch_size"]
-    points = []
-    prefill = df.groupby(config, as_index=False)["prompt_time"].median()
-    for hw, tp, p, b, ms in prefill.itertuples(index=False):
-        batch = Batch(prefill_tokens=b * p, prefill_seqs=b,
-                      prefill_attention_pairs=b * p * (p + 1) / 2, prefill_kv_tokens=b * p)
-        points.append(Point("splitwise", "llama-2-70b", SPLITWISE_GPUS[hw], tp, "prefill",
-                            batch, ms * 1e-3))
-    decode = df.groupby([*config, "token_size"], as_index=False)["token_time"].median()
-    for hw, tp, p, b, t, ms in decode.itertuples(index=False):
-        batch = Batch(decode_seqs=b, decode_context_tokens=b * (p + t // 2))
-        points.append(Point("splitwise", "llama-2-70b", SPLITWISE_GPUS[hw], tp, "decode",
-                            batch, ms * 1e-3))
-    return points
-
-
-def predict(points: list[Point], coefficients: Callable[[Point], Coefficients]) -> np.ndarray:
-    """Step times under per-configuration coefficients (one LatencyModel per configuration)."""
-    models: dict[tuple[str, str, int], LatencyModel] = {}
-    out = np.empty(len(points))
-    for i, p in enumerate(points):
-        if p.config not in models:
-            spec = load_model(p.model)
-            models[p.config] = LatencyModel(
-                spec, load_gpu(p.gpu), coefficients(p), tensor_parallel=p.tp, weight_dtype=DTYPE,
-                kv_bytes_per_token_per_gpu=kv_bytes_per_token_per_gpu(spec, p.tp, DTYPE))
-        out[i] = models[p.config].step_time(p.batch)
-    return out
-
-
-def profile_coefficients(name: str) -> Callable[[Point], Coefficients]:
-    profile = load_profile(name)
-    return lambda p: profile.resolve(gpu=p.gpu, model=p.model, tensor_parallel=p.tp,
-                                     weight_dtype=DTYPE, interconnect=load_gpu(p.gpu).interconnect)
+def cycle_points() -> list[Point]:
+    """The ``cycle_time_us`` column as step times (over 1 ms only), to show it is not one."""
+    df = h100_vllm_steps.step_intervals()
+    rows = df[df["cycle_time_us"] > 1000].itertuples()
+    return [h100_vllm_steps.sample(r, float(r.cycle_time_us) * 1e-6, "vllm-h100 cycle")
+            for r in rows]
 
 
 def table(points: list[Point], predicted: np.ndarray, title: str) -> str:
     measured = np.array([p.measured_s for p in points])
     below = measured < predict(points, lambda p: FLOOR)
-    frame = pd.DataFrame([p[:5] for p in points], columns=list(Point._fields[:5]))
+    frame = pd.DataFrame([p[:6] for p in points], columns=list(Point._fields[:6]))
     frame["err"] = (predicted - measured) / measured * 100
     frame["below"] = below
     frame["ms"] = measured * 1e3
     lines = [f"### {title}", "",
              "| dataset | model | GPU | TP | step | n | measured ms (median) | median APE | "
              "mean APE | bias (mean signed) | < floor |", "|" + "---|" * 11]
-    for key, g in frame.groupby(list(Point._fields[:5]), sort=True):
+    for key, g in frame.groupby(GROUP, sort=True):
         e = g["err"]
         lines.append("| " + " | ".join(map(str, key)) + f" | {len(g)} | {g['ms'].median():.1f} | "
                      f"{e.abs().median():.1f} % | {e.abs().mean():.1f} % | {e.mean():+.1f} % | "
                      f"{g['below'].mean() * 100:.0f} % |")
-    for dataset, g in frame.groupby("dataset"):
+    for dataset, g in frame.groupby("source"):
         e = g["err"]
         lines.append(f"| **{dataset}** | all | | | all | {len(g)} | | {e.abs().median():.1f} % | "
                      f"{e.abs().mean():.1f} % | {e.mean():+.1f} % | "
                      f"{g['below'].mean() * 100:.0f} % |")
     return "\n".join(lines) + "\n"
-
-
-def fit(points: list[Point], start: Coefficients, free: tuple[str, ...] = PARAMS) -> Coefficients:
-    """Least-squares fit of the ``free`` coefficients; the others stay as in ``start``."""
-    measured = np.array([p.measured_s for p in points])
-    groups = pd.Series([(p.dataset, p.kind) for p in points])
-    weight = 1 / np.sqrt(groups.map(groups.value_counts()).to_numpy(float))
-    index = [PARAMS.index(n) for n in free]
-
-    def coefficients(theta: np.ndarray) -> Coefficients:
-        return dataclasses.replace(start, **{n: float(v) for n, v in zip(free, theta)})
-
-    def residuals(theta: np.ndarray) -> np.ndarray:
-        c = coefficients(theta)
-        return weight * np.log(predict(points, lambda p: c) / measured)
-
-    x0 = np.clip([getattr(start, n) for n in free], LOWER[index] + 1e-6, UPPER[index])
-    result = least_squares(residuals, x0, bounds=(LOWER[index], UPPER[index]), loss="soft_l1",
-                           f_scale=0.05, x_scale="jac")
-    return coefficients(result.x)
-
-
-def fittable(points: Iterable[Point]) -> list[Point]:
-    """The points of the fit: step-to-step times and Splitwise, minus the physically impossible."""
-    kept = [p for p in points if p.dataset != "vllm-h100 cycle"]
-    floor = predict(kept, lambda p: FLOOR)
-    return [p for p, f in zip(kept, floor) if p.measured_s >= f]
 
 
 def number(value: float) -> str:
@@ -275,25 +159,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write-profile", type=Path, help="write the all-data fit as a profile")
     args = parser.parse_args()
-    points = vllm_points() + splitwise_points()
-    print(table(points, predict(points, profile_coefficients("default")), "Default profile"))
+    fitted_sources = h100_vllm_steps.read() + splitwise.read()
+    points = fitted_sources + cycle_points()
+    default_profile = profile_coefficients(load_profile("default"))
+    print(table(points, predict(points, default_profile), "Default profile"))
 
-    data = fittable(points)
-    default = profile_coefficients("default")(data[0])  # no default override matches NVLink
+    data = physically_possible(fitted_sources)
+    default = default_profile(data[0])  # no default override matches NVLink
     named = {"default": default}
     named |= report(data, default, PARAMS, "A (all data, 7 free)", {
         "codellama-34b": lambda p: p.model == "codellama-34b",
         "a100-80gb": lambda p: p.gpu == "a100-80gb",
-        "TP2": lambda p: p.tp == 2,
-        "splitwise": lambda p: p.dataset == "splitwise",
-        "vllm-h100": lambda p: p.dataset != "splitwise",
+        "TP2": lambda p: p.tensor_parallel == 2,
+        "splitwise": lambda p: p.source == "splitwise",
+        "vllm-h100": lambda p: p.source != "splitwise",
     })
     # vLLM steps alone cannot separate the efficiencies from the fixed costs (two configurations,
     # almost no prefill), so they keep their default values here.
-    vllm = [p for p in data if p.dataset != "splitwise"]
-    overheads = ("step_overhead_ms", "per_seq_overhead_ms", "per_prefill_seq_overhead_ms",
-                 "allreduce_latency_us")
-    named |= report(vllm, default, overheads, "B (vllm-h100 only, overheads free)", {
+    vllm = [p for p in data if p.source != "splitwise"]
+    named |= report(vllm, default, OVERHEADS, "B (vllm-h100 only, overheads free)", {
         "codellama-34b": lambda p: p.model == "codellama-34b",
         "llama-2-70b": lambda p: p.model == "llama-2-70b",
     })

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
-from sim.errors import ScenarioError
+from sim.errors import ScenarioError, UserError
 from sim.trace_commands import add_traces_commands
 from traces.errors import TraceError
 
@@ -19,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (ScenarioError, TraceError) as exc:
+    except (UserError, TraceError) as exc:
         print(f"servesim: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
@@ -67,7 +68,15 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--format", choices=["table", "json"], default="table")
         sub.set_defaults(handler=_catalog_handler(name))
     add_traces_commands(commands)
+    _add_plugin_commands(commands)
     return parser
+
+
+def _add_plugin_commands(commands: argparse._SubParsersAction) -> None:
+    """Commands of packages built on the simulator (``servesim calibrate``), registered under
+    the ``servesim.commands`` entry-point group, so the simulator never imports them."""
+    for entry in sorted(entry_points(group="servesim.commands"), key=lambda e: e.name):
+        entry.load()(commands)
 
 
 def _seed(text: str) -> int:

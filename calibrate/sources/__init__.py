@@ -1,0 +1,1 @@
+"""Readers that turn measurements made elsewhere into step samples."""

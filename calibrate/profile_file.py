@@ -1,0 +1,41 @@
+"""Writing a fitted latency profile in the format ``sim.latency_profile`` reads.
+
+A profile has base coefficients (used for any configuration) and overrides matched on
+(gpu, model, tensor_parallel, weight_dtype) for the configurations that had data of their own;
+an override lists only the coefficients that differ from the base.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import yaml
+
+from sim.latency_profile import Coefficients
+
+
+def _number(value: float) -> float:
+    """Four significant digits; values at a zero bound (1e-7 and the like, where a bound was hit) become 0."""
+    return 0.0 if abs(value) < 1e-6 else float(f"{value:.4g}")
+
+
+def _values(c: Coefficients) -> dict[str, float]:
+    return {f.name: _number(getattr(c, f.name)) for f in dataclasses.fields(c)}
+
+
+def profile_document(name: str, source: str, base: Coefficients,
+                     overrides: list[tuple[dict, Coefficients]]) -> dict:
+    base_values = _values(base)
+    items = []
+    for match, coefficients in overrides:
+        changed = {k: v for k, v in _values(coefficients).items() if v != base_values[k]}
+        if changed:
+            items.append({"match": dict(match), "coefficients": changed})
+    return {"name": name, "source": source, "coefficients": base_values, "overrides": items}
+
+
+def write_profile(path: Path, document: dict) -> None:
+    header = ("# A fitted latency profile (written by `servesim calibrate fit`); the format of\n"
+              "# sim/catalog/profiles/default.yaml. Use it with engine.latency_profile: <path>.\n")
+    path.write_text(header + yaml.safe_dump(document, sort_keys=False, width=100))

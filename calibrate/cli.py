@@ -10,17 +10,26 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
+
 from calibrate.errors import CalibrationError
 from calibrate.profile_file import profile_document, write_profile
-from calibrate.profile_fit import fit_profile, held_out_errors, median_ape
-from calibrate.sources import h100_vllm_steps, splitwise
+from calibrate.profile_fit import ProfileFit, fit_profile, held_out_errors, median_ape
+from calibrate.replay import STATS, comparison, deployment_for, with_coefficients
+from calibrate.run_fit import fit_to_runs
+from calibrate.request_run import RequestRun, load_run
+from calibrate.sources import h100_vllm_steps, llmservingsim, splitwise
 from calibrate.step_fit import physically_possible, profile_coefficients
 from calibrate.step_sample import StepSample, read_samples, write_samples
-from sim.latency_profile import load_profile
+from sim.gpu import load_gpu
+from sim.latency_profile import Coefficients, load_profile
 
 SOURCES: dict[str, Callable[[], list[StepSample]]] = {
     "h100-vllm-steps": h100_vllm_steps.read,
     "splitwise": splitwise.read,
+}
+RUN_SOURCES: dict[str, Callable[[], list[RequestRun]]] = {
+    "llmservingsim-runs": llmservingsim.read,
 }
 
 
@@ -31,13 +40,32 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "to them (fit). See docs/calibration.md.")
     jobs = calibrate.add_subparsers(dest="job", required=True)
 
-    ingest = jobs.add_parser("ingest", help="bundled measurements as a step-sample Parquet file")
-    ingest.add_argument("source", choices=sorted(SOURCES), help="which measurements")
-    ingest.add_argument("--out", type=Path, required=True, help="Parquet file to write")
+    ingest = jobs.add_parser(
+        "ingest", help="bundled measurements in the tidy forms the other jobs read",
+        description="Step-time sources become one step-sample Parquet file; run sources (per "
+        "request timestamps) become one folder per run under --out.")
+    ingest.add_argument("source", choices=sorted(SOURCES) + sorted(RUN_SOURCES),
+                        help="which measurements")
+    ingest.add_argument("--out", type=Path, required=True,
+                        help="Parquet file (step sources) or folder (run sources) to write")
     ingest.set_defaults(handler=_ingest)
 
-    fit = jobs.add_parser("fit", help="fit a latency profile to step samples")
-    fit.add_argument("samples", type=Path, nargs="+", help="step-sample Parquet files")
+    validate = jobs.add_parser(
+        "validate", help="replay measured runs through the simulator and report the errors")
+    validate.add_argument("runs", type=Path, nargs="+", help="run folders (run.json + "
+                          "requests.parquet)")
+    validate.add_argument("--profile", default="default",
+                          help="latency profile: shipped name or YAML path (default: default)")
+    validate.add_argument("--report", type=Path, help="also write the tables as markdown here")
+    validate.set_defaults(handler=_validate)
+
+    fit = jobs.add_parser(
+        "fit", help="fit a latency profile to step samples and/or measured runs",
+        description="Step samples (Parquet files) give the cross-configuration coefficients and "
+        "per-configuration overrides; measured runs (folders) then refit their configuration's "
+        "override so that replaying them matches their mean TPOT, E2E and TTFT.")
+    fit.add_argument("inputs", type=Path, nargs="+",
+                     help="step-sample Parquet files and/or run folders")
     fit.add_argument("--out", type=Path, required=True, help="profile YAML file to write")
     fit.add_argument("--name", default="fitted", help="the profile's name")
     fit.add_argument("--start", default="default",
@@ -48,6 +76,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _ingest(args: argparse.Namespace) -> int:
+    if args.source in RUN_SOURCES:
+        args.out.mkdir(parents=True, exist_ok=True)
+        for run in RUN_SOURCES[args.source]():
+            run.save(args.out / run.name)
+            print(f"wrote {args.out / run.name} ({len(run.requests):,} requests)")
+        return 0
     samples = SOURCES[args.source]()
     _writable(args.out)
     write_samples(samples, args.out)
@@ -58,17 +92,38 @@ def _ingest(args: argparse.Namespace) -> int:
 
 def _fit(args: argparse.Namespace) -> int:
     samples: list[StepSample] = []
-    for path in args.samples:
-        samples += read_samples(path)
+    runs: list[RequestRun] = []
+    for path in args.inputs:
+        if path.is_dir():
+            runs.append(load_run(path))
+        else:
+            samples += read_samples(path)
+    start_profile = load_profile(args.start)
+    fitted = _fit_steps(samples, start_profile, args.per_config) if samples else \
+        ProfileFit(Coefficients(**start_profile.coefficients))
+    if runs:
+        _fit_runs(runs, fitted, start_profile)
+    configs = sorted({s.config for s in samples} | {r.config.key for r in runs})
+    sources = sorted({s.source for s in samples} | {r.config.source for r in runs})
+    source = (f"Fitted by servesim calibrate fit to {len(samples):,} measured step times and "
+              f"{len(runs)} measured runs ({'; '.join(sources)}); configurations: "
+              + "; ".join(f"{m} on {g} TP{tp} {d}" for m, g, tp, d in configs))
+    _writable(args.out)
+    write_profile(args.out, profile_document(args.name, source, fitted.base, fitted.overrides()))
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+def _fit_steps(samples: list[StepSample], start_profile, per_config: bool) -> ProfileFit:
     kept = physically_possible(samples)
     if not kept:
         raise CalibrationError("no sample is physically possible for its model and GPU: check "
                                "the configurations the samples name")
-    start = profile_coefficients(load_profile(args.start))(kept[0])
-    fitted = fit_profile(kept, start, per_config=args.per_config)
+    start = profile_coefficients(start_profile)(kept[0])
+    fitted = fit_profile(kept, start, per_config=per_config)
     held_out = held_out_errors(kept, start)
-    print(f"{len(kept):,} samples fitted ({len(samples) - len(kept)} faster than the roofline "
-          "allows were left out)\n")
+    print(f"{len(kept):,} step samples fitted ({len(samples) - len(kept)} faster than the "
+          "roofline allows were left out)\n")
     print("| model | GPU | TP | dtype | samples | cross-config fit | own override | held out |")
     print("|---|---|---|---|---|---|---|---|")
     for config in sorted({s.config for s in kept}):
@@ -81,14 +136,57 @@ def _fit(args: argparse.Namespace) -> int:
               f"| {held} |")
     print("\n(median absolute percentage error of the predicted step time; held out: the "
           "cross-configuration fit without that configuration's samples)")
-    sources = sorted({s.source for s in kept})
-    source = (f"Fitted by servesim calibrate fit to {len(kept):,} measured step times from "
-              f"{', '.join(sources)}; configurations: "
-              + "; ".join(f"{m} on {g} TP{tp} {d}" for m, g, tp, d in sorted({s.config for s in kept})))
-    _writable(args.out)
-    write_profile(args.out, profile_document(args.name, source, fitted.base, fitted.overrides()))
-    print(f"\nwrote {args.out}")
+    return fitted
+
+
+def _fit_runs(runs: list[RequestRun], fitted: ProfileFit, start_profile) -> None:
+    """Refit each run configuration's override so replaying its runs matches them."""
+    by_config: dict[tuple, list[RequestRun]] = {}
+    for run in runs:
+        by_config.setdefault(run.config.key, []).append(run)
+    print("\n| run | metric | before (APE of the mean) | after |\n|---|---|---|---|")
+    for key, group in sorted(by_config.items()):
+        model, gpu, tp, dtype = key
+        start = fitted.per_config.get(key) or start_profile.resolve(
+            gpu=gpu, model=model, tensor_parallel=tp, weight_dtype=dtype,
+            interconnect=load_gpu(gpu).interconnect)
+        result = fit_to_runs(group, start)
+        fitted.per_config[key] = result
+        for run in group:
+            deployment = deployment_for(run)
+            before = comparison(run, with_coefficients(deployment, start))
+            after = comparison(run, with_coefficients(deployment, result))
+            for metric in ("TTFT", "TPOT", "E2E"):
+                b = before[(before.metric == metric) & (before.stat == "mean")].ape_pct.iloc[0]
+                a = after[(after.metric == metric) & (after.stat == "mean")].ape_pct.iloc[0]
+                print(f"| {run.name} | {metric} | {b:.1f} % | {a:.1f} % |")
+
+
+def _validate(args: argparse.Namespace) -> int:
+    runs = [load_run(folder) for folder in args.runs]
+    frames = [comparison(run, deployment_for(run, args.profile)) for run in runs]
+    table = validation_markdown(pd.concat(frames, ignore_index=True), args.profile)
+    print(table)
+    if args.report:
+        _writable(args.report)
+        args.report.write_text(table + "\n")
+        print(f"\nwrote {args.report}")
     return 0
+
+
+def validation_markdown(errors: pd.DataFrame, profile: str) -> str:
+    """Measured vs simulated per run and metric, and the median APE of each metric's mean."""
+    lines = [f"Latency profile: {profile}", "",
+             "| run | metric | " + " | ".join(f"{s} measured / simulated ms (APE)" for s in STATS)
+             + " |", "|---|---|" + "---|" * len(STATS)]
+    for (run, metric), group in errors.groupby(["run", "metric"], sort=False):
+        cells = [f"{r.measured_ms:,.1f} / {r.simulated_ms:,.1f} ({r.ape_pct:.1f} %)"
+                 for r in group.itertuples()]
+        lines.append(f"| {run} | {metric} | " + " | ".join(cells) + " |")
+    means = errors[errors["stat"] == "mean"].groupby("metric", sort=False)["ape_pct"].median()
+    lines += ["", "Median over runs of the APE of the mean: "
+              + ", ".join(f"{m} {v:.1f} %" for m, v in means.items())]
+    return "\n".join(lines)
 
 
 def _writable(path: Path) -> None:

@@ -1,0 +1,84 @@
+"""Replaying a measured run through the simulator, and how far the prediction is.
+
+The simulator is set up as the measured engine was (model, GPU, TP, token budget, sequence
+limit, block size, prefix caching, its own KV block count when it reported one) and fed the
+run's requests at their engine arrival times with their real prompt and output lengths.
+Prompts are taken as sharing no prefix (measured runs rarely keep token ids).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from calibrate.request_run import RequestRun
+from sim.engine import simulate
+from sim.latency_model import LatencyModel
+from sim.latency_profile import Coefficients
+from sim.memory_plan import kv_bytes_per_token_per_gpu
+from sim.metrics import distribution_ms
+from sim.run import Deployment, resolve
+from sim.scenario import parse_scenario
+from sim.workload import Workload
+
+METRICS = ("TTFT", "TPOT", "E2E")
+STATS = ("mean", "p50", "p90", "p99")
+
+
+def deployment_for(run: RequestRun, profile: str = "default") -> Deployment:
+    c = run.config
+    engine: dict = {
+        "max_num_seqs": c.max_num_seqs, "max_num_batched_tokens": c.max_num_batched_tokens,
+        "block_size": c.block_size, "prefix_caching": c.prefix_caching,
+        "weight_dtype": c.weight_dtype, "latency_profile": profile,
+    }
+    if c.num_gpu_blocks:
+        engine["num_gpu_blocks"] = c.num_gpu_blocks
+    if c.max_model_len:
+        engine["max_model_len"] = c.max_model_len
+    return resolve(parse_scenario({
+        "name": run.name, "model": c.model,
+        "hardware": {"gpu": c.gpu, "tensor_parallel": c.tensor_parallel, "price_usd_per_hour": 0},
+        "engine": engine,
+        "workload": {"arrivals": {"process": "all_at_once"}, "num_requests": 1,
+                     "lengths": {"input": 1, "output": 1}},
+    }, where=f"run {run.name}"))
+
+
+def with_coefficients(deployment: Deployment, coefficients: Coefficients) -> Deployment:
+    """The same deployment with its step times from other coefficients."""
+    sc = deployment.scenario
+    latency = LatencyModel(
+        deployment.model, deployment.gpu, coefficients,
+        tensor_parallel=sc.hardware.tensor_parallel, weight_dtype=sc.engine.weight_dtype,
+        kv_bytes_per_token_per_gpu=kv_bytes_per_token_per_gpu(
+            deployment.model, sc.hardware.tensor_parallel, sc.engine.kv_cache_dtype),
+    )
+    return dataclasses.replace(deployment,
+                               setup=dataclasses.replace(deployment.setup, latency=latency))
+
+
+def workload_of(run: RequestRun) -> Workload:
+    r = run.requests
+    return Workload.from_arrays(r["arrival_s"], r["prompt_tokens"], r["output_tokens"])
+
+
+def simulated(run: RequestRun, deployment: Deployment) -> dict[str, dict]:
+    records = simulate(deployment.setup, workload_of(run)).records
+    return {"TTFT": distribution_ms(records["ttft_s"]), "TPOT": distribution_ms(records["tpot_s"]),
+            "E2E": distribution_ms(records["e2e_s"])}
+
+
+def comparison(run: RequestRun, deployment: Deployment) -> pd.DataFrame:
+    """One row per metric and statistic: measured and simulated ms, absolute % error."""
+    real, sim = run.measured(), simulated(run, deployment)
+    rows = []
+    for metric in METRICS:
+        for stat in STATS:
+            m, s = real[metric][stat], sim[metric][stat]
+            ape = abs(s - m) / m * 100 if m and s is not None else np.nan
+            rows.append((run.name, metric, stat, m, s, ape))
+    return pd.DataFrame(rows, columns=["run", "metric", "stat", "measured_ms", "simulated_ms",
+                                       "ape_pct"])

@@ -48,15 +48,25 @@ class LatencyProfile:
     coefficients: dict
     overrides: tuple[tuple[dict, dict], ...]
 
-    def resolve(self, **context: object) -> Coefficients:
-        """Coefficients for one (gpu, model, tensor_parallel, weight_dtype, interconnect)."""
-        merged = dict(self.coefficients)
+    def _matching(self, context: dict) -> list[tuple[dict, dict]]:
+        """The overrides that apply, least specific first (later ones win)."""
         matching = [
-            (len(match), i, coeffs)
+            (len(match), i, match, coeffs)
             for i, (match, coeffs) in enumerate(self.overrides)
             if all(context.get(k) == v for k, v in match.items())
         ]
-        for _, _, coeffs in sorted(matching, key=lambda m: (m[0], m[1])):
+        return [(m, c) for _, _, m, c in sorted(matching, key=lambda m: (m[0], m[1]))]
+
+    def most_specific_match(self, **context: object) -> dict | None:
+        """The ``match`` of the most specific override used for ``context`` (None: the base
+        coefficients alone), so a report can say what the numbers were calibrated for."""
+        matching = self._matching(context)
+        return dict(matching[-1][0]) if matching else None
+
+    def resolve(self, **context: object) -> Coefficients:
+        """Coefficients for one (gpu, model, tensor_parallel, weight_dtype, interconnect)."""
+        merged = dict(self.coefficients)
+        for _, coeffs in self._matching(context):
             merged.update(coeffs)
         try:
             return Coefficients(**merged)

@@ -33,6 +33,14 @@ def _latency_rows(summary: dict) -> list[str]:
     return rows
 
 
+def _profile_line(profile: dict) -> str:
+    matched = profile.get("matched")
+    if not matched:
+        return f"{profile['name']} (base coefficients)"
+    return f"{profile['name']} (override for " + ", ".join(
+        f"{k} {v}" for k, v in matched.items()) + ")"
+
+
 def _engine_line(engine: dict) -> str:
     parts = [engine["scheduler"], f"{engine['kv_allocation']} KV"]
     if "batch_size" in engine:
@@ -80,7 +88,7 @@ def format_table(summary: dict) -> str:
     lines = [
         f"{summary['scenario']}: {summary['model']} on {summary['replicas']} x "
         f"{summary['gpu']} (TP {summary['tensor_parallel']}), seed {summary['seed']}",
-        f"latency profile: {summary['latency_profile']['name']}",
+        f"latency profile: {_profile_line(summary['latency_profile'])}",
         f"engine     {_engine_line(summary['engine'])}",
         *_gateway_lines(summary.get("gateway")),
         "",

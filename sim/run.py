@@ -229,7 +229,7 @@ def summarize(deployment: Deployment, result: SimulationResult) -> dict:
         "tensor_parallel": scenario.hardware.tensor_parallel,
         "replicas": scenario.hardware.replicas,
         "max_model_len": deployment.setup.max_model_len,
-        "latency_profile": {"name": deployment.profile.name, "source": deployment.profile.source},
+        "latency_profile": _profile_summary(deployment),
         "engine": _engine_summary(scenario.engine, deployment.setup.limits),
         "requests": {
             "arrived": len(records),
@@ -283,6 +283,16 @@ def _gateway_summary(scenario: Scenario, result: SimulationResult) -> dict | Non
         "hold_ms": metrics.distribution_ms(held),
         "max_hold_ms": float(held.max() * 1e3) if len(held) else None,
     }
+
+
+def _profile_summary(deployment: Deployment) -> dict:
+    hw = deployment.scenario.hardware
+    matched = deployment.profile.most_specific_match(
+        gpu=deployment.gpu.id, model=deployment.model.id, tensor_parallel=hw.tensor_parallel,
+        weight_dtype=deployment.scenario.engine.weight_dtype,
+        interconnect=deployment.gpu.interconnect)
+    return {"name": deployment.profile.name, "source": deployment.profile.source,
+            "matched": matched}
 
 
 def _engine_summary(eng: EngineSpec, limits: SchedulerLimits) -> dict:

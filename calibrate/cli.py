@@ -17,8 +17,8 @@ from calibrate.profile_file import profile_document, write_profile
 from calibrate.profile_fit import ProfileFit, fit_profile, held_out_errors, median_ape
 from calibrate.replay import STATS, comparison, deployment_for, with_coefficients
 from calibrate.run_fit import fit_to_runs
-from calibrate.request_run import RequestRun, load_run
-from calibrate.sources import h100_vllm_steps, llmservingsim, splitwise
+from calibrate.request_run import RequestRun, RunConfig, load_run
+from calibrate.sources import h100_vllm_steps, llmservingsim, splitwise, vllm_bench_result
 from calibrate.step_fit import physically_possible, profile_coefficients
 from calibrate.step_sample import StepSample, read_samples, write_samples
 from sim.gpu import load_gpu
@@ -49,6 +49,20 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     ingest.add_argument("--out", type=Path, required=True,
                         help="Parquet file (step sources) or folder (run sources) to write")
     ingest.set_defaults(handler=_ingest)
+
+    bench = jobs.add_parser(
+        "ingest-bench", help="a vLLM bench serve result (--save-detailed) as a measured run",
+        description="The result file has no engine settings: give the ones the server ran with.")
+    bench.add_argument("file", type=Path, help="result JSON of vllm bench serve")
+    bench.add_argument("--model", required=True, help="model catalog id or config.json path")
+    bench.add_argument("--gpu", required=True, help="GPU catalog id")
+    bench.add_argument("--tensor-parallel", type=int, default=1)
+    bench.add_argument("--max-num-seqs", type=int, default=256)
+    bench.add_argument("--max-num-batched-tokens", type=int, default=8192)
+    bench.add_argument("--num-gpu-blocks", type=int, help="the server's '# GPU blocks' figure")
+    bench.add_argument("--no-prefix-caching", dest="prefix_caching", action="store_false")
+    bench.add_argument("--out", type=Path, required=True, help="run folder to write")
+    bench.set_defaults(handler=_ingest_bench)
 
     validate = jobs.add_parser(
         "validate", help="replay measured runs through the simulator and report the errors")
@@ -160,6 +174,18 @@ def _fit_runs(runs: list[RequestRun], fitted: ProfileFit, start_profile) -> None
                 b = before[(before.metric == metric) & (before.stat == "mean")].ape_pct.iloc[0]
                 a = after[(after.metric == metric) & (after.stat == "mean")].ape_pct.iloc[0]
                 print(f"| {run.name} | {metric} | {b:.1f} % | {a:.1f} % |")
+
+
+def _ingest_bench(args: argparse.Namespace) -> int:
+    config = RunConfig(model=args.model, gpu=args.gpu, tensor_parallel=args.tensor_parallel,
+                       max_num_seqs=args.max_num_seqs,
+                       max_num_batched_tokens=args.max_num_batched_tokens,
+                       prefix_caching=args.prefix_caching, num_gpu_blocks=args.num_gpu_blocks)
+    run, failed = vllm_bench_result.read_run(args.file, config)
+    deployment_for(run)  # check now that the simulator can set this engine up
+    run.save(args.out)
+    print(f"wrote {args.out} ({len(run.requests):,} requests; {failed} failed requests left out)")
+    return 0
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -96,3 +96,23 @@ def test_ingest_validate_and_fit_from_the_command_line(tmp_path: Path, capsys) -
     last = capsys.readouterr().out.strip().splitlines()[-1]
     means = dict(part.strip().rsplit(" ", 2)[:2] for part in last.split(":", 1)[1].split(","))
     assert all(float(v) < 3.0 for v in means.values()), last
+
+
+def test_a_vllm_bench_result_becomes_a_run_without_its_failed_requests(tmp_path: Path,
+                                                                         capsys) -> None:
+    result = Path(__file__).parent / "data" / "traces" / "vllm-bench-result.json"
+    out = tmp_path / "bench-run"
+    assert main(["calibrate", "ingest-bench", str(result), "--model", "llama-3.1-8b", "--gpu",
+                 "h100-sxm", "--out", str(out)]) == 0
+    assert "31 requests; 1 failed requests left out" in capsys.readouterr().out
+    run = load_run(out)
+    first = run.requests.iloc[0]
+    assert first["arrival_s"] == 0 and first["prompt_tokens"] == 235
+    assert first["first_token_s"] == pytest.approx(0.097051)
+    assert first["finish_s"] == pytest.approx(0.097051 + 0.012838 + 0.012751 + 0.010719)
+    assert "client-side" in run.config.source
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"input_lens": [1], "output_lens": [1]}')
+    assert main(["calibrate", "ingest-bench", str(bad), "--model", "llama-3.1-8b", "--gpu",
+                 "h100-sxm", "--out", str(tmp_path / "x")]) == 2
+    assert "--save-detailed" in capsys.readouterr().err

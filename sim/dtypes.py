@@ -17,6 +17,7 @@ INT4_GROUP_SIZE = 128
 _INT4_GROUP_OVERHEAD = (2.0 + 0.5) / INT4_GROUP_SIZE  # fp16 scale + 4-bit zero per group
 
 _WEIGHT_BYTES: dict[str, float] = {
+    "fp32": 4.0,  # CPU engines without fast 16-bit arithmetic run in fp32
     "bf16": 2.0,
     "fp16": 2.0,
     "fp8": 1.0,
@@ -25,10 +26,11 @@ _WEIGHT_BYTES: dict[str, float] = {
     "gptq-int4": 0.5 + _INT4_GROUP_OVERHEAD,
 }
 
-# "auto" stores the cache in the model's activation dtype; every catalog model runs in a
-# 16-bit float, so it is 2 bytes.
+# "auto" stores the cache in the activation dtype: 16-bit, or 32-bit when the weights are fp32
+# (``resolve_kv_dtype`` turns it into one of the others).
 _KV_BYTES: dict[str, float] = {
     "auto": 2.0,
+    "fp32": 4.0,
     "bf16": 2.0,
     "fp16": 2.0,
     "fp8": 1.0,
@@ -36,6 +38,19 @@ _KV_BYTES: dict[str, float] = {
 
 WEIGHT_DTYPES: tuple[str, ...] = tuple(_WEIGHT_BYTES)
 KV_CACHE_DTYPES: tuple[str, ...] = tuple(_KV_BYTES)
+
+
+def activation_bytes(weight_dtype: str) -> int:
+    """Bytes of one activation element: 4 for an fp32 model, 2 (bf16/fp16) for every other
+    format (quantized formats keep 16-bit activations)."""
+    return 4 if weight_dtype == "fp32" else 2
+
+
+def resolve_kv_dtype(kv_dtype: str, weight_dtype: str) -> str:
+    """``auto`` means the activation dtype, as in vLLM: fp32 for an fp32 model, else 16-bit."""
+    if kv_dtype == "auto" and weight_dtype == "fp32":
+        return "fp32"
+    return kv_dtype
 
 
 def weight_bytes_per_param(dtype: str) -> float:

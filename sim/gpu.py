@@ -39,6 +39,7 @@ class GpuSpec:
     interconnect_gb_per_s: float
     source: str
     memory_source: str = ""
+    fp32_tflops: float | None = None  # dense FP32 peak; needed only for weight_dtype fp32
 
     @property
     def hbm_bytes(self) -> int:
@@ -55,14 +56,38 @@ def list_gpus() -> list[str]:
 
 
 def load_gpu(gpu_id: str) -> GpuSpec:
-    """The catalog entry for ``gpu_id``; an unknown id raises ScenarioError listing the ids."""
+    """The catalog entry for ``gpu_id``, or a device file when it names a ``.yaml`` file.
+
+    A device file holds one entry in the catalog's format (plus an optional ``id``, the file's
+    name otherwise): a GPU not in the catalog, or the CPU a calibration ran on. An unknown id
+    raises ScenarioError listing the ids.
+    """
+    path = Path(gpu_id)
+    if path.suffix in (".yaml", ".yml"):
+        return _device_file(path)
     catalog = _catalog()
     if gpu_id not in catalog:
         raise ScenarioError(
             f"hardware.gpu {gpu_id!r} is not in the GPU catalog; known ids: "
-            f"{', '.join(sorted(catalog))}. To add one, add an entry to sim/catalog/gpus.yaml"
+            f"{', '.join(sorted(catalog))}. To add one, add an entry to sim/catalog/gpus.yaml "
+            "or give the path of a device file"
         )
     return catalog[gpu_id]
+
+
+@lru_cache(maxsize=32)
+def _device_file(path: Path) -> GpuSpec:
+    if not path.is_file():
+        raise ScenarioError(f"hardware.gpu: no device file at {path}")
+    try:
+        entry = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"device file {path}: not valid YAML ({exc})") from None
+    if not isinstance(entry, dict):
+        raise ScenarioError(f"device file {path}: expected one mapping of datasheet fields")
+    entry = dict(entry)
+    device_id = str(entry.pop("id", path.stem))
+    return _parse_entry(device_id, entry, where=f"device file {path}")
 
 
 @lru_cache(maxsize=1)
@@ -75,30 +100,30 @@ _NUMBERS = ("hbm_gib", "mem_bandwidth_gb_per_s", "bf16_tflops", "int8_tops",
             "interconnect_gb_per_s")
 
 
-def _parse_entry(gpu_id: str, entry: dict[str, Any]) -> GpuSpec:
+_OPTIONAL = ("memory_source", "fp32_tflops")
+
+
+def _parse_entry(gpu_id: str, entry: dict[str, Any], where: str = "") -> GpuSpec:
+    where = where or f"gpus.yaml entry {gpu_id!r}"
     known = {f.name for f in fields(GpuSpec)} - {"id"}
     unknown = set(entry) - known
     if unknown:
         raise ScenarioError(
-            f"gpus.yaml entry {gpu_id!r}: unknown field(s) {', '.join(sorted(unknown))}; "
+            f"{where}: unknown field(s) {', '.join(sorted(unknown))}; "
             f"allowed: {', '.join(sorted(known))}"
         )
-    missing = known - set(entry) - {"memory_source"}
+    missing = known - set(entry) - set(_OPTIONAL)
     if missing:
-        raise ScenarioError(
-            f"gpus.yaml entry {gpu_id!r}: missing field(s) {', '.join(sorted(missing))}"
-        )
-    for name in _NUMBERS + ("fp8_tflops",):
-        value = entry[name]
-        if value is None and name == "fp8_tflops":
+        raise ScenarioError(f"{where}: missing field(s) {', '.join(sorted(missing))}")
+    for name in _NUMBERS + ("fp8_tflops", "fp32_tflops"):
+        value = entry.get(name)
+        if value is None and name in ("fp8_tflops", "fp32_tflops"):
             continue
         if not isinstance(value, int | float) or value <= 0:
-            raise ScenarioError(
-                f"gpus.yaml entry {gpu_id!r}: {name}={value!r} must be a positive number"
-            )
+            raise ScenarioError(f"{where}: {name}={value!r} must be a positive number")
     if entry["interconnect"] not in _INTERCONNECTS:
         raise ScenarioError(
-            f"gpus.yaml entry {gpu_id!r}: interconnect={entry['interconnect']!r}; "
+            f"{where}: interconnect={entry['interconnect']!r}; "
             f"use one of {', '.join(_INTERCONNECTS)}"
         )
     return GpuSpec(id=gpu_id, **entry)

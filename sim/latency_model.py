@@ -17,13 +17,12 @@ latency profile (``sim.latency_profile``), so calibration replaces them without 
 from __future__ import annotations
 
 from sim.batch import Batch
+from sim.dtypes import activation_bytes
+from sim.errors import ScenarioError
 from sim.gpu import GpuSpec
 from sim.latency_profile import Coefficients
 from sim.model_spec import ModelSpec
 from sim.step_series import StepSeries
-
-_ACTIVATION_BYTES = 2  # activations stay in 16-bit for every weight format modelled here
-
 
 def peak_flops(gpu: GpuSpec, weight_dtype: str) -> float:
     """Dense peak FLOP/s the step's matrix multiplies run at for this weight format.
@@ -31,6 +30,13 @@ def peak_flops(gpu: GpuSpec, weight_dtype: str) -> float:
     W8A8 formats use the 8-bit tensor cores where the GPU has them; 4-bit weight-only formats
     dequantise to 16-bit and compute there; GPUs without FP8 units fall back to 16-bit.
     """
+    if weight_dtype == "fp32":
+        if gpu.fp32_tflops is None:
+            raise ScenarioError(
+                f"weight_dtype fp32 needs the fp32 peak of {gpu.id}, which its device entry "
+                "does not give: add fp32_tflops to it, or use a 16-bit or quantized format"
+            )
+        return gpu.fp32_tflops * 1e12
     if weight_dtype == "fp8" and gpu.fp8_tflops:
         return gpu.fp8_tflops * 1e12
     if weight_dtype == "int8" and gpu.int8_tops:
@@ -75,9 +81,8 @@ class LatencyModel:
             link = gpu.interconnect_gb_per_s * 1e9 * c.allreduce_efficiency
             per_layer_calls = 2 * model.num_layers
             self._allreduce_fixed_s = per_layer_calls * c.allreduce_latency_us * 1e-6
-            self._allreduce_s_per_token = (
-                per_layer_calls * 2 * (tp - 1) / tp * model.hidden_size * _ACTIVATION_BYTES / link
-            )
+            hidden_bytes = model.hidden_size * activation_bytes(weight_dtype)
+            self._allreduce_s_per_token = per_layer_calls * 2 * (tp - 1) / tp * hidden_bytes / link
         else:
             self._allreduce_fixed_s = 0.0
             self._allreduce_s_per_token = 0.0

@@ -28,12 +28,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from sim.dtypes import kv_bytes_per_element, weight_bytes_per_param
+from sim.dtypes import activation_bytes, kv_bytes_per_element, weight_bytes_per_param
 from sim.errors import ScenarioError
 from sim.gpu import GIB, GpuSpec
 from sim.model_spec import ModelSpec
 
-ACTIVATION_BYTES = 2  # activations run in bf16/fp16 whatever the weight dtype
 # Copies of each sampled row of logits in the profiling run: the bf16 logits plus float32
 # logits, probabilities and log-probabilities (2 + 4 + 4 + 4 bytes).
 SAMPLER_BYTES_PER_LOGIT = 14
@@ -122,7 +121,8 @@ def weight_bytes_per_gpu(model: ModelSpec, tensor_parallel: int, weight_dtype: s
 
 
 def activation_reserve_bytes(
-    model: ModelSpec, tensor_parallel: int, num_tokens: int, max_num_seqs: int
+    model: ModelSpec, tensor_parallel: int, num_tokens: int, max_num_seqs: int,
+    weight_dtype: str = "bf16",
 ) -> int:
     """Peak PyTorch memory of vLLM's profiling pass, beyond the weights.
 
@@ -141,13 +141,14 @@ def activation_reserve_bytes(
         mlp = max(mlp, model.experts_per_token * routed)
     per_token = HIDDEN_COPIES * model.hidden_size + qkv + mlp
     sampled_rows = min(max_num_seqs, num_tokens)
-    return round(num_tokens * per_token * ACTIVATION_BYTES
+    return round(num_tokens * per_token * activation_bytes(weight_dtype)
                  + sampled_rows * model.vocab_size * SAMPLER_BYTES_PER_LOGIT)
 
 
 def _plan(model: ModelSpec, gpu: GpuSpec, tp: int, s: _Settings) -> MemoryPlan:
     weights = weight_bytes_per_gpu(model, tp, s.weight_dtype)
-    activation = activation_reserve_bytes(model, tp, s.max_num_batched_tokens, s.max_num_seqs)
+    activation = activation_reserve_bytes(model, tp, s.max_num_batched_tokens, s.max_num_seqs,
+                                          s.weight_dtype)
     non_torch = NON_TORCH_BASE_BYTES + NON_TORCH_PER_PEER_BYTES * (tp - 1)
     per_block = s.block_size * kv_bytes_per_token_per_gpu(model, tp, s.kv_cache_dtype)
     free = s.gpu_memory_utilization * gpu.hbm_bytes - weights - activation - non_torch

@@ -20,14 +20,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sim.dtypes import kv_bytes_per_element, weight_bytes_per_param
+from sim.dtypes import activation_bytes, kv_bytes_per_element, weight_bytes_per_param
 from sim.errors import ScenarioError
 
 Bias = Literal["none", "qkv", "all"]
 
-# Embeddings, the LM head, norms, biases and MoE routers stay in the model's 16-bit dtype
-# when the linear layers are quantized (vLLM's fp8 and AWQ/GPTQ checkpoints do this).
-UNQUANTIZED_BYTES = 2.0
+# Embeddings, the LM head, norms, biases and MoE routers stay in the activation dtype (16-bit;
+# fp32 for an fp32 model) when the linear layers are quantized (vLLM's fp8 and AWQ/GPTQ
+# checkpoints do this): ``sim.dtypes.activation_bytes``.
 
 _OPT_POSITION_OFFSET = 2  # OPT's learned position table has two extra rows
 
@@ -106,7 +106,7 @@ class ModelSpec:
     def weight_bytes(self, weight_dtype: str) -> int:
         """Bytes of all weights (every expert occupies memory, used or not)."""
         linear = self._linear_params * weight_bytes_per_param(weight_dtype)
-        return round(linear + self._unquantized_params * UNQUANTIZED_BYTES)
+        return round(linear + self._unquantized_params * activation_bytes(weight_dtype))
 
     def expected_active_experts(self, num_tokens: int) -> float:
         """Distinct experts one MoE layer is expected to touch for ``num_tokens`` tokens.
@@ -135,7 +135,8 @@ class ModelSpec:
         lookup_tables = self.learned_position_embeddings * self.hidden_size
         if not self.tie_word_embeddings:  # a tied table is read in full, as the LM head
             lookup_tables += self.vocab_size * self.hidden_size
-        shared = self.weight_bytes(weight_dtype) - all_experts - lookup_tables * UNQUANTIZED_BYTES
+        shared = (self.weight_bytes(weight_dtype) - all_experts
+                  - lookup_tables * activation_bytes(weight_dtype))
         return shared + self.expert_bytes_read(num_tokens, weight_dtype)
 
     def kv_bytes_per_token(self, kv_dtype: str) -> int:

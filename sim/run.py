@@ -10,6 +10,7 @@ import numpy as np
 from sim import metrics
 from sim.batching_policy import BatchingPolicy
 from sim.cost import FleetPrice, cost_summary
+from sim.dtypes import resolve_kv_dtype
 from sim.engine import EngineSetup, SimulationResult, simulate
 from sim.errors import ScenarioError
 from sim.gateway import GatewayPolicy
@@ -60,7 +61,7 @@ def resolve(scenario: Scenario) -> Deployment:
         gpu_memory_utilization=hw.gpu_memory_utilization,
         block_size=eng.block_size,
         weight_dtype=eng.weight_dtype,
-        kv_cache_dtype=eng.kv_cache_dtype,
+        kv_cache_dtype=resolve_kv_dtype(eng.kv_cache_dtype, eng.weight_dtype),
         max_num_batched_tokens=eng.max_num_batched_tokens,
         max_num_seqs=eng.max_num_seqs,
         num_gpu_blocks=eng.num_gpu_blocks,
@@ -80,7 +81,7 @@ def resolve(scenario: Scenario) -> Deployment:
         tensor_parallel=hw.tensor_parallel,
         weight_dtype=eng.weight_dtype,
         kv_bytes_per_token_per_gpu=kv_bytes_per_token_per_gpu(
-            model, hw.tensor_parallel, eng.kv_cache_dtype
+            model, hw.tensor_parallel, resolve_kv_dtype(eng.kv_cache_dtype, eng.weight_dtype)
         ),
     )
     max_model_len = _max_model_len(scenario, model, memory)

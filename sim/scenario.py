@@ -22,8 +22,8 @@ from sim.workload_spec import WorkloadSpec
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
-WeightDtype = Literal["bf16", "fp16", "fp8", "int8", "awq-int4", "gptq-int4"]
-KvDtype = Literal["auto", "bf16", "fp16", "fp8"]
+WeightDtype = Literal["fp32", "bf16", "fp16", "fp8", "int8", "awq-int4", "gptq-int4"]
+KvDtype = Literal["auto", "fp32", "bf16", "fp16", "fp8"]
 
 
 class HardwareSpec(BaseModel):
@@ -229,9 +229,11 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 
 def _relative_to(scenario: Scenario, folder: Path) -> Scenario:
-    """Read relative file paths in a scenario (model config, latency profile, trace) from its
-    folder."""
+    """Read relative file paths in a scenario (model config, device file, latency profile,
+    trace) from its folder."""
     model = _local_file(scenario.model, folder)
+    hardware = scenario.hardware.model_copy(update={"gpu": _local_file(scenario.hardware.gpu,
+                                                                          folder)})
     engine = scenario.engine.model_copy(
         update={"latency_profile": _local_file(scenario.engine.latency_profile, folder)}
     )
@@ -239,7 +241,8 @@ def _relative_to(scenario: Scenario, folder: Path) -> Scenario:
     if workload.trace is not None:
         trace = workload.trace.model_copy(update={"path": _local_file(workload.trace.path, folder)})
         workload = workload.model_copy(update={"trace": trace})
-    return scenario.model_copy(update={"model": model, "engine": engine, "workload": workload})
+    return scenario.model_copy(update={"model": model, "hardware": hardware, "engine": engine,
+                                       "workload": workload})
 
 
 def _local_file(value: str, folder: Path) -> str:

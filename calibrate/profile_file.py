@@ -35,7 +35,8 @@ def profile_document(name: str, source: str, base: Coefficients,
     return {"name": name, "source": source, "coefficients": base_values, "overrides": items}
 
 
-def write_profile(path: Path, document: dict) -> None:
-    header = ("# A fitted latency profile (written by `servesim calibrate fit`); the format of\n"
+def write_profile(path: Path, document: dict,
+                  written_by: str = "`servesim calibrate fit`") -> None:
+    header = (f"# A fitted latency profile (written by {written_by}); the format of\n"
               "# sim/catalog/profiles/default.yaml. Use it with engine.latency_profile: <path>.\n")
     path.write_text(header + yaml.safe_dump(document, sort_keys=False, width=100))

@@ -34,11 +34,9 @@ def _latency_rows(summary: dict) -> list[str]:
 
 
 def _profile_line(profile: dict) -> str:
-    matched = profile.get("matched")
-    if not matched:
-        return f"{profile['name']} (base coefficients)"
-    return f"{profile['name']} (override for " + ", ".join(
-        f"{k} {v}" for k, v in matched.items()) + ")"
+    if profile.get("calibrated_for_this_configuration"):
+        return f"{profile['name']} (fitted to measurements of this model, GPU and TP)"
+    return f"{profile['name']} (roofline, uncalibrated for this configuration)"
 
 
 def _engine_line(engine: dict) -> str:

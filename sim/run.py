@@ -66,7 +66,9 @@ def resolve(scenario: Scenario) -> Deployment:
         max_num_seqs=eng.max_num_seqs,
         num_gpu_blocks=eng.num_gpu_blocks,
     )
-    profile = load_profile(eng.latency_profile)
+    profile = _profile(eng.latency_profile, gpu=gpu.id, model=model.id,
+                       tensor_parallel=hw.tensor_parallel, weight_dtype=eng.weight_dtype,
+                       interconnect=gpu.interconnect)
     coefficients = profile.resolve(
         gpu=gpu.id,
         model=model.id,
@@ -120,6 +122,18 @@ def _limits(scenario: Scenario, max_model_len: int) -> SchedulerLimits:
         block_size=eng.block_size,
         chunked_prefill=eng.chunked_prefill,
     )
+
+
+def _profile(name: str, **config: object) -> LatencyProfile:
+    """The profile a scenario names; ``auto`` is the shipped ``calibrated`` profile when it has
+    an override fitted to this configuration, and the uncalibrated ``default`` otherwise."""
+    if name != "auto":
+        return load_profile(name)
+    calibrated = load_profile("calibrated")
+    matched = calibrated.most_specific_match(**config)
+    if matched and {"gpu", "model"} <= matched.keys():
+        return calibrated
+    return load_profile("default")
 
 
 def _batching(eng: EngineSpec) -> BatchingPolicy | None:
@@ -293,7 +307,8 @@ def _profile_summary(deployment: Deployment) -> dict:
         weight_dtype=deployment.scenario.engine.weight_dtype,
         interconnect=deployment.gpu.interconnect)
     return {"name": deployment.profile.name, "source": deployment.profile.source,
-            "matched": matched}
+            "matched": matched,
+            "calibrated_for_this_configuration": bool(matched and {"gpu", "model"} <= matched.keys())}
 
 
 def _engine_summary(eng: EngineSpec, limits: SchedulerLimits) -> dict:

@@ -67,7 +67,7 @@ class EngineSpec(BaseModel):
     weight_dtype: WeightDtype = "bf16"
     kv_cache_dtype: KvDtype = "auto"
     num_gpu_blocks: Annotated[int, Field(ge=1)] | None = None
-    latency_profile: str = "default"
+    latency_profile: str = "auto"  # auto: calibrated for this configuration, else default
 
     @property
     def batches_requests(self) -> bool:

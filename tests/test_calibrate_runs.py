@@ -116,3 +116,50 @@ def test_a_vllm_bench_result_becomes_a_run_without_its_failed_requests(tmp_path:
     assert main(["calibrate", "ingest-bench", str(bad), "--model", "llama-3.1-8b", "--gpu",
                  "h100-sxm", "--out", str(tmp_path / "x")]) == 2
     assert "--save-detailed" in capsys.readouterr().err
+
+
+def _profile_of(tmp_path: Path, capsys, gpu: str, model: str, *extra: str) -> dict:
+    import json
+
+    import yaml
+
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({
+        "model": model, "hardware": {"gpu": gpu, "price_usd_per_hour": 1.0},
+        "workload": {"arrivals": {"process": "poisson", "rate_per_s": 2}, "num_requests": 20,
+                     "lengths": {"input": 300, "output": 50}},
+    }))
+    assert main(["run", str(path), "--format", "json", *extra]) == 0
+    return json.loads(capsys.readouterr().out)["latency_profile"]
+
+
+def test_auto_takes_the_calibrated_override_only_where_one_was_fitted(tmp_path: Path,
+                                                                      capsys) -> None:
+    fitted = _profile_of(tmp_path, capsys, "rtx-4090", "llama-3.1-8b")
+    assert fitted["name"] == "calibrated" and fitted["calibrated_for_this_configuration"]
+    assert fitted["matched"]["gpu"] == "rtx-4090"
+    other = _profile_of(tmp_path, capsys, "h100-sxm", "llama-3.1-8b")
+    assert other["name"] == "default-roofline" and not other["calibrated_for_this_configuration"]
+    forced = _profile_of(tmp_path, capsys, "rtx-4090", "llama-3.1-8b", "--set",
+                         "engine.latency_profile=default")
+    assert forced["name"] == "default-roofline"
+
+
+def test_the_shipped_calibrated_profile_is_what_its_build_script_makes(tmp_path: Path) -> None:
+    import importlib.util
+
+    import yaml
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location(
+        "build_calibrated_profile", root / "scripts" / "build_calibrated_profile.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(tmp_path / "calibrated.yaml")
+    built = yaml.safe_load((tmp_path / "calibrated.yaml").read_text())
+    shipped = yaml.safe_load((root / "sim" / "catalog" / "profiles" / "calibrated.yaml").read_text())
+    assert [o["match"] for o in built["overrides"]] == [o["match"] for o in shipped["overrides"]]
+    for b, s in zip(built["overrides"], shipped["overrides"]):
+        assert b["coefficients"].keys() == s["coefficients"].keys()
+        for key, value in s["coefficients"].items():
+            assert b["coefficients"][key] == pytest.approx(value, rel=1e-3, abs=1e-4)

@@ -21,6 +21,7 @@ from calibrate.request_run import RequestRun, RunConfig, load_run
 from calibrate.sources import h100_vllm_steps, llmservingsim, splitwise, vllm_bench_result
 from calibrate.step_fit import physically_possible, profile_coefficients
 from calibrate.step_sample import StepSample, read_samples, write_samples
+from calibrate.vllm_run import EngineSettings, run_driver, step_samples, sweep_plan
 from sim.gpu import load_gpu
 from sim.latency_profile import Coefficients, load_profile
 
@@ -63,6 +64,26 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--no-prefix-caching", dest="prefix_caching", action="store_false")
     bench.add_argument("--out", type=Path, required=True, help="run folder to write")
     bench.set_defaults(handler=_ingest_bench)
+
+    run = jobs.add_parser(
+        "run", help="profile a real vLLM engine step by step (needs an environment with vLLM)",
+        description="Runs calibrate/vllm_driver.py with --vllm-python through a sweep of "
+        "prefill and decode steps, and writes the measured steps as step samples "
+        "(OUT/steps.parquet) next to the raw result (OUT/result.json).")
+    run.add_argument("--model", type=Path, required=True,
+                     help="folder with the model's config.json (weights are not needed)")
+    run.add_argument("--device", required=True,
+                     help="GPU catalog id or device file of the machine it runs on")
+    run.add_argument("--vllm-python", required=True, help="python of the vLLM environment")
+    run.add_argument("--weight-dtype", default="bf16", choices=["fp32", "bf16", "fp16"],
+                     help="format the engine runs in (fp32 for CPUs without fast bf16)")
+    run.add_argument("--max-num-batched-tokens", type=int, default=2048)
+    run.add_argument("--max-num-seqs", type=int, default=128)
+    run.add_argument("--max-model-len", type=int, default=2048)
+    run.add_argument("--tensor-parallel", type=int, default=1)
+    run.add_argument("--quick", action="store_true", help="a smaller sweep (a few minutes)")
+    run.add_argument("--out", type=Path, required=True, help="folder to write")
+    run.set_defaults(handler=_run)
 
     validate = jobs.add_parser(
         "validate", help="replay measured runs through the simulator and report the errors")
@@ -185,6 +206,32 @@ def _ingest_bench(args: argparse.Namespace) -> int:
     deployment_for(run)  # check now that the simulator can set this engine up
     run.save(args.out)
     print(f"wrote {args.out} ({len(run.requests):,} requests; {failed} failed requests left out)")
+    return 0
+
+
+TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def engine_settings(args: argparse.Namespace) -> EngineSettings:
+    return EngineSettings(dtype=TORCH_DTYPES[args.weight_dtype],
+                          max_model_len=args.max_model_len,
+                          max_num_batched_tokens=args.max_num_batched_tokens,
+                          max_num_seqs=args.max_num_seqs, tensor_parallel=args.tensor_parallel)
+
+
+def _run(args: argparse.Namespace) -> int:
+    load_gpu(args.device)  # a bad device fails now, not after the profiling
+    settings = engine_settings(args)
+    plan = sweep_plan(settings, quick=args.quick)
+    print(f"profiling {args.model} with {len(plan['phases'])} phases ...", flush=True)
+    result = run_driver(args.vllm_python, args.model, plan, args.out, settings)
+    samples = step_samples(result, str(args.model / "config.json"), args.device,
+                           args.weight_dtype)
+    write_samples(samples, args.out / "steps.parquet")
+    meta = result["meta"]
+    print(f"vLLM {meta['vllm']} on {meta['device']}: {len(samples):,} steps, "
+          f"{meta['num_gpu_blocks']:,} KV blocks of {meta['block_size']} tokens; wrote "
+          f"{args.out / 'steps.parquet'} (fit it with `servesim calibrate fit`)")
     return 0
 
 

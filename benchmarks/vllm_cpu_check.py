@@ -1,0 +1,133 @@
+"""Calibrate against a real vLLM engine on this machine's CPU, then predict a workload it never saw.
+
+    python benchmarks/vllm_cpu_check.py [--vllm-python .venv-vllm/bin/python]
+
+1. A tiny Llama-architecture model (4 layers, hidden 256, vocab 32,000; a config.json only,
+   random weights) runs in vLLM's CPU backend in fp32 (bf16 is emulated, ~10x slower, on CPUs
+   without AVX-512 BF16).
+2. ``servesim calibrate``'s quick sweep drives it step by step (prefill over prompt lengths, decode
+   over batch x context) and the roofline coefficients are fitted to the measured steps.
+3. A different workload (Poisson arrivals at 3 requests/s, prompts of 100-700 tokens, a third of
+   them sharing 256-token prefixes, 10-60 output tokens) is sent to the real engine at its
+   arrival times and simulated, with the fitted profile and with the uncalibrated default.
+
+The engine's own timestamps (not client-side streaming gaps) are the measurement. The CPU's
+figures in the device file are nominal; the fit absorbs what they get wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from calibrate.profile_file import profile_document, write_profile  # noqa: E402
+from calibrate.profile_fit import fit_profile, median_ape  # noqa: E402
+from calibrate.replay import comparison, deployment_for  # noqa: E402
+from calibrate.request_run import RunConfig  # noqa: E402
+from calibrate.step_fit import physically_possible, profile_coefficients  # noqa: E402
+from calibrate.vllm_run import (EngineSettings, measured_run, replay_plan, run_driver,  # noqa: E402
+                                step_samples, sweep_plan)
+from sim.latency_profile import load_profile  # noqa: E402
+from sim.workload import Workload  # noqa: E402
+
+DEFAULT_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
+TINY_LLAMA = {
+    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 256,
+    "intermediate_size": 688, "num_hidden_layers": 4, "num_attention_heads": 4,
+    "num_key_value_heads": 2, "head_dim": 64, "vocab_size": 32000,
+    "max_position_embeddings": 2048, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+    "hidden_act": "silu", "tie_word_embeddings": False, "bos_token_id": 1, "eos_token_id": 2,
+    "torch_dtype": "float32",
+}
+CPU_DEVICE = {
+    "id": "ci-cpu", "name": "x86 CPU, 2 cores (nominal figures)", "vendor": "x86",
+    "hbm_gib": 8.0, "mem_bandwidth_gb_per_s": 10.0, "bf16_tflops": 0.03, "fp32_tflops": 0.064,
+    "fp8_tflops": None, "int8_tops": 0.1, "interconnect": "pcie", "interconnect_gb_per_s": 10.0,
+    "source": "nominal: 2 cores x 2 GHz x 16 fp32 FLOP per cycle; bandwidth a round guess",
+}
+SETTINGS = EngineSettings(dtype="float32", max_model_len=2048, max_num_batched_tokens=2048,
+                          max_num_seqs=128)
+
+
+def held_out_workload() -> Workload:
+    rng = np.random.default_rng(3)
+    n = 40
+    prompts = rng.integers(100, 700, n)
+    groups = rng.integers(0, 3, n)
+    return Workload.from_arrays(
+        np.cumsum(rng.exponential(1 / 3.0, n)), prompts, rng.integers(10, 60, n),
+        prefix_key=groups, prefix_tokens=np.where(groups > 0, np.minimum(prompts, 256), 0))
+
+
+def run_check(python: Path, folder: Path) -> dict:
+    """Profile, fit, replay; returns the errors and where the files are."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tiny-llama").mkdir(exist_ok=True)
+    (folder / "tiny-llama" / "config.json").write_text(json.dumps(TINY_LLAMA))
+    device = folder / "ci-cpu.yaml"
+    device.write_text(yaml.safe_dump(CPU_DEVICE))
+    model = str(folder / "tiny-llama" / "config.json")
+
+    # one engine for both, the sweep first: a second process can land on a differently loaded
+    # machine, and the comparison should not measure that
+    plan = sweep_plan(SETTINGS, quick=True)
+    plan["phases"] += replay_plan(held_out_workload())["phases"][1:]
+    result = run_driver(str(python), folder / "tiny-llama", plan, folder / "engine", SETTINGS)
+    samples = physically_possible(step_samples(result, model, str(device), "fp32",
+                                               skip_phases=("warmup", "replay")))
+    start = profile_coefficients(load_profile("default"))(samples[0])
+    fitted = fit_profile(samples, start, per_config=False)
+    profile = folder / "ci-cpu-profile.yaml"
+    write_profile(profile, profile_document(
+        "ci-cpu", f"fitted to {len(samples)} steps of vLLM {result['meta']['vllm']} on this CPU",
+        fitted.base, []), written_by="benchmarks/vllm_cpu_check.py")
+
+    meta = result["meta"]
+    config = RunConfig(model=model, gpu=str(device), tensor_parallel=1,
+                       max_num_seqs=SETTINGS.max_num_seqs,
+                       max_num_batched_tokens=SETTINGS.max_num_batched_tokens,
+                       block_size=int(meta["block_size"]), prefix_caching=False,
+                       weight_dtype="fp32", num_gpu_blocks=int(meta["num_gpu_blocks"]),
+                       max_model_len=SETTINGS.max_model_len, source=f"vLLM {meta['vllm']} CPU")
+    run = measured_run(result, "replay", config)
+    errors = {name: comparison(run, deployment_for(run, str(p))) for name, p in
+              (("default", "default"), ("fitted", profile))}
+    return {"vllm": meta["vllm"], "steps": len(samples),
+            "step_ape": median_ape(samples, fitted.coefficients), "errors": errors}
+
+
+def markdown(result: dict) -> str:
+    lines = [f"vLLM {result['vllm']} (CPU backend, fp32), {result['steps']} profiled steps, "
+             f"fit median step error {result['step_ape']:.1f} %.", "",
+             "| profile | metric | mean measured / simulated ms (APE) | p50 | p90 |",
+             "|---|---|---|---|---|"]
+    for name, frame in result["errors"].items():
+        for metric, group in frame.groupby("metric", sort=False):
+            cells = []
+            for stat in ("mean", "p50", "p90"):
+                r = group[group["stat"] == stat].iloc[0]
+                cells.append(f"{r.measured_ms:,.1f} / {r.simulated_ms:,.1f} ({r.ape_pct:.1f} %)")
+            lines.append(f"| {name} | {metric} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--vllm-python", type=Path, default=DEFAULT_PYTHON)
+    parser.add_argument("--folder", type=Path, default=ROOT / "build" / "vllm-cpu-check")
+    args = parser.parse_args()
+    print(markdown(run_check(args.vllm_python, args.folder)))
+
+
+if __name__ == "__main__":
+    pd.set_option("display.width", 200)
+    main()

@@ -1,0 +1,170 @@
+"""Profiling a real vLLM engine: plans for ``vllm_driver.py``, running it, and turning what it
+recorded into step samples and measured runs.
+
+The driver runs in the Python environment that has vLLM (``--vllm-python``); this side only
+writes its plan, starts it and reads its result JSON, so servesim itself never imports vLLM.
+
+A profiling sweep is a series of phases, each run to completion before the next: warm-up
+(first steps of a new shape are slow), single prompts over token counts (prefill steps),
+batches of equal prompts decoding together over batch sizes and context lengths (decode
+steps; their prompts, chunked under the token budget, also give mixed steps), each repeated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from calibrate.errors import CalibrationError
+from calibrate.request_run import RequestRun, RunConfig, from_timestamps
+from calibrate.step_sample import StepSample, kind_of
+from sim.batch import Batch, chunk_terms
+from sim.workload import Workload
+
+DRIVER = Path(__file__).with_name("vllm_driver.py")
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How the real engine is started (and so how the simulator must be set up to match)."""
+
+    dtype: str = "auto"  # vLLM's --dtype: auto, float32, bfloat16, float16
+    max_model_len: int = 2048
+    max_num_batched_tokens: int = 2048
+    max_num_seqs: int = 128
+    tensor_parallel: int = 1
+    prefix_caching: bool = False
+    load_format: str = "dummy"  # random weights of the real shape: timing does not need real ones
+    cpu_kv_cache_gib: float = 1.0  # VLLM_CPU_KVCACHE_SPACE on CPU engines
+
+    def arguments(self) -> list[str]:
+        args = ["--dtype", self.dtype, "--max-model-len", str(self.max_model_len),
+                "--max-num-batched-tokens", str(self.max_num_batched_tokens),
+                "--max-num-seqs", str(self.max_num_seqs),
+                "--tensor-parallel", str(self.tensor_parallel), "--load-format", self.load_format]
+        return args + (["--prefix-caching"] if self.prefix_caching else [])
+
+
+def _phase(name: str, requests: list[dict]) -> dict:
+    return {"name": name, "requests": requests}
+
+
+def _requests(count: int, prompt: int, output: int, first_id: int) -> list[dict]:
+    return [{"id": first_id + i, "arrival_s": 0.0, "prompt_tokens": prompt,
+             "output_tokens": output} for i in range(count)]
+
+
+def sweep_plan(settings: EngineSettings, quick: bool = False) -> dict:
+    """Warm-up, then prefill over prompt lengths and decode over batch x context, repeated."""
+    budget = settings.max_num_batched_tokens
+    longest = min(settings.max_model_len - 16, 1024)
+    prompts = [n for n in (16, 32, 64, 128, 256, 512, 1024) if n <= longest]
+    batches = [1, 4, 16] if quick else [1, 2, 4, 8, 16, 32]
+    contexts = [64, 512] if quick else [64, 128, 256, 512]
+    repeats = 2 if quick else 3
+    decode_steps = 6 if quick else 12
+    phases = [_phase(f"warmup-{i}", _requests(2, 128, 8, 1000 * i)) for i in range(3)]
+    next_id = 10_000
+    for rep in range(repeats):  # repeats interleaved, so a slow spell hits one copy only
+        for tokens in prompts:
+            phases.append(_phase(f"prefill-{tokens}-{rep}", _requests(1, tokens, 1, next_id)))
+            next_id += 1
+        for batch in batches:
+            for context in contexts:
+                output = decode_steps + 2 + batch * context // budget
+                phases.append(_phase(f"decode-{batch}x{context}-{rep}",
+                                     _requests(batch, context, output, next_id)))
+                next_id += batch
+    return {"phases": phases}
+
+
+def replay_plan(workload: Workload, name: str = "replay") -> dict:
+    """One phase sending ``workload``'s requests at their arrival times, shared prefixes kept."""
+    requests = []
+    for i in range(len(workload)):
+        request = {"id": i, "arrival_s": float(workload.arrival_s[i]),
+                   "prompt_tokens": int(workload.input_tokens[i]),
+                   "output_tokens": int(workload.output_tokens[i])}
+        if workload.prefix_key[i]:
+            request["prefix_group"] = int(workload.prefix_key[i])
+            request["prefix_tokens"] = int(workload.prefix_tokens[i])
+        requests.append(request)
+    warmup = _phase("warmup", _requests(2, 128, 8, 10**9))
+    return {"phases": [warmup, _phase(name, requests)]}
+
+
+def run_driver(python: str, model_dir: Path, plan: dict, folder: Path,
+               settings: EngineSettings, timeout_s: float = 3600) -> dict:
+    """Run the driver on ``plan``; returns its result (also kept as ``folder/result.json``)."""
+    if not Path(python).exists():
+        raise CalibrationError(
+            f"--vllm-python {python}: no such interpreter; give the python of an environment "
+            "with vLLM installed (see docs/calibration.md)"
+        )
+    if not (Path(model_dir) / "config.json").is_file():
+        raise CalibrationError(f"--model {model_dir}: needs a folder holding a config.json")
+    folder.mkdir(parents=True, exist_ok=True)
+    plan_path, result_path = folder / "plan.json", folder / "result.json"
+    plan_path.write_text(json.dumps(plan))
+    env = dict(os.environ)
+    env.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{settings.cpu_kv_cache_gib:g}")
+    command = [python, str(DRIVER), "--model", str(model_dir), "--plan", str(plan_path),
+               "--out", str(result_path), *settings.arguments()]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout_s)
+    (folder / "driver.log").write_text(done.stdout + done.stderr)
+    if done.returncode != 0 or not result_path.is_file():
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+        raise CalibrationError(f"the vLLM driver failed (exit {done.returncode}); its output "
+                               f"ends with:\n{tail}\n(full log: {folder / 'driver.log'})")
+    return json.loads(result_path.read_text())
+
+
+def step_batch(entries: list) -> Batch:
+    """The latency model's view of one recorded step: (phase, tokens, computed before) each."""
+    prefill_tokens = prefill_seqs = prefill_kv = decode_seqs = decode_context = 0
+    pairs = 0.0
+    for kind, tokens, before in entries:
+        if kind == "prefill":
+            chunk_pairs, kv = chunk_terms(tokens, before)
+            prefill_tokens += tokens
+            prefill_seqs += 1
+            pairs += chunk_pairs
+            prefill_kv += kv
+        else:
+            decode_seqs += 1
+            decode_context += before + 1
+    return Batch(prefill_tokens, prefill_seqs, pairs, prefill_kv, decode_seqs, decode_context)
+
+
+def step_samples(result: dict, model: str, gpu: str, weight_dtype: str,
+                 skip_phases: tuple[str, ...] = ("warmup",)) -> list[StepSample]:
+    """Every recorded step outside warm-up as a sample (steps with no work are dropped)."""
+    meta = result["meta"]
+    source = f"vllm {meta['vllm']} on {meta['device']}"
+    samples = []
+    for step in result["steps"]:
+        if step["phase"].startswith(skip_phases) or not step["batch"]:
+            continue
+        batch = step_batch(step["batch"])
+        samples.append(StepSample(source, model, gpu, int(meta["tensor_parallel"]),
+                                  weight_dtype, kind_of(batch), batch, float(step["wall_s"])))
+    return samples
+
+
+def measured_run(result: dict, phase: str, config: RunConfig) -> RequestRun:
+    """The requests of one phase as a measured run (engine timestamps)."""
+    rows = [r for r in result["requests"] if r["phase"] == phase]
+    if not rows:
+        raise CalibrationError(f"the result has no requests in phase {phase!r}")
+
+    def column(name: str) -> np.ndarray:
+        return np.array([r[name] for r in rows], dtype=float)
+
+    return from_timestamps(phase, config, column("queued_ts"), column("prompt_tokens"),
+                           column("output_tokens"), column("first_token_ts"),
+                           column("last_token_ts"))

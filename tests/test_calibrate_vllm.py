@@ -1,0 +1,100 @@
+"""Profiling a real vLLM engine: the plans, reading what the driver recorded, and (where an
+environment with vLLM exists) the whole loop against the real engine."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from calibrate.errors import CalibrationError
+from calibrate.request_run import RunConfig
+from calibrate.vllm_driver import token_ids
+from calibrate.vllm_run import (EngineSettings, measured_run, replay_plan, run_driver,
+                                step_batch, step_samples, sweep_plan)
+from sim.batch import Batch, chunk_terms
+from sim.workload import Workload
+
+ROOT = Path(__file__).resolve().parent.parent
+VLLM_PYTHON = Path(os.environ.get("SERVESIM_VLLM_PYTHON", ROOT / ".venv-vllm" / "bin" / "python"))
+
+
+def test_a_sweep_covers_prefill_and_decode_shapes_and_repeats_them() -> None:
+    plan = sweep_plan(EngineSettings(max_num_batched_tokens=2048), quick=True)
+    names = [p["name"] for p in plan["phases"]]
+    assert names[:3] == ["warmup-0", "warmup-1", "warmup-2"]
+    assert {"prefill-16-0", "prefill-1024-1", "decode-16x512-0", "decode-1x64-1"} <= set(names)
+    decode = next(p for p in plan["phases"] if p["name"] == "decode-16x512-0")
+    # enough output that all 16 decode together after their 8,192 prompt tokens are chunked
+    assert {r["output_tokens"] for r in decode["requests"]} == {6 + 2 + 16 * 512 // 2048}
+    ids = [r["id"] for p in plan["phases"] for r in p["requests"]]
+    assert len(ids) == len(set(ids))
+
+
+def test_a_replay_plan_keeps_arrivals_lengths_and_shared_prefixes() -> None:
+    workload = Workload.from_arrays([0.0, 0.5], [300, 200], [10, 20], prefix_key=[0, 2],
+                                    prefix_tokens=[0, 128])
+    phase = replay_plan(workload)["phases"][1]
+    assert phase["requests"][1] == {"id": 1, "arrival_s": 0.5, "prompt_tokens": 200,
+                                    "output_tokens": 20, "prefix_group": 2, "prefix_tokens": 128}
+    first = token_ids(phase["requests"][1], 32000)
+    other = token_ids({**phase["requests"][1], "id": 7}, 32000)
+    assert len(first) == 200 and first[:128] == other[:128] and first[128:] != other[128:]
+
+
+def test_a_recorded_step_becomes_the_latency_models_batch() -> None:
+    batch = step_batch([["prefill", 100, 0], ["prefill", 50, 200], ["decode", 1, 63],
+                        ["decode", 1, 9]])
+    pairs = chunk_terms(100, 0)[0] + chunk_terms(50, 200)[0]
+    assert batch == Batch(150, 2, pairs, 100 + 250, 2, 64 + 10)
+
+
+def test_a_driver_result_becomes_samples_and_a_run() -> None:
+    result = {
+        "meta": {"vllm": "0.32.0", "device": "x86_64", "tensor_parallel": 1},
+        "steps": [{"phase": "warmup-0", "wall_s": 0.5, "batch": [["prefill", 8, 0]]},
+                  {"phase": "prefill-16-0", "wall_s": 0.02, "batch": [["prefill", 16, 0]]},
+                  {"phase": "decode-1x64-0", "wall_s": 0.015, "batch": [["decode", 1, 64]]},
+                  {"phase": "decode-1x64-0", "wall_s": 0.01, "batch": []}],
+        "requests": [{"phase": "replay", "id": "a", "prompt_tokens": 10, "output_tokens": 3,
+                      "queued_ts": 100.5, "first_token_ts": 100.7, "last_token_ts": 101.0},
+                     {"phase": "replay", "id": "b", "prompt_tokens": 20, "output_tokens": 2,
+                      "queued_ts": 100.0, "first_token_ts": 100.2, "last_token_ts": 100.4}],
+    }
+    samples = step_samples(result, "m/config.json", "cpu.yaml", "fp32")
+    assert [(s.kind, s.measured_s) for s in samples] == [("prefill", 0.02), ("decode", 0.015)]
+    assert samples[0].source == "vllm 0.32.0 on x86_64"
+    config = RunConfig(model="m", gpu="g", tensor_parallel=1, max_num_seqs=8,
+                       max_num_batched_tokens=64)
+    run = measured_run(result, "replay", config)
+    assert run.requests["arrival_s"].tolist() == [0.0, 0.5]
+    assert run.requests["finish_s"].tolist() == pytest.approx([0.4, 1.0])
+    with pytest.raises(CalibrationError, match="no requests in phase"):
+        measured_run(result, "other", config)
+
+
+def test_a_missing_vllm_environment_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(CalibrationError, match="--vllm-python"):
+        run_driver(str(tmp_path / "nope"), tmp_path, {"phases": []}, tmp_path / "o",
+                   EngineSettings())
+
+
+@pytest.mark.skipif(not VLLM_PYTHON.exists(),
+                    reason="no Python environment with vLLM (.venv-vllm, or SERVESIM_VLLM_PYTHON)")
+def test_calibrating_on_a_real_engine_predicts_a_workload_it_never_saw(tmp_path: Path) -> None:
+    """Profile a real vLLM CPU engine, fit, then replay a different workload (other rate and
+    lengths, shared prefixes) on the engine and in the simulator. The machine is noisy (the
+    same engine and workload vary by ~10 % between runs, and a run can hit a slow spell), so
+    the bound is loose; the uncalibrated default misses by 40-70 %."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.vllm_cpu_check import run_check
+
+    result = run_check(VLLM_PYTHON, tmp_path)
+    fitted = result["errors"]["fitted"].set_index(["metric", "stat"])["ape_pct"]
+    default = result["errors"]["default"].set_index(["metric", "stat"])["ape_pct"]
+    assert fitted[("E2E", "mean")] < 35 and fitted[("TTFT", "mean")] < 35
+    assert fitted[("E2E", "mean")] < default[("E2E", "mean")]
+    assert np.isfinite(result["step_ape"])

@@ -92,7 +92,7 @@ def test_calibrating_on_a_real_engine_predicts_a_workload_it_never_saw(tmp_path:
     sys.path.insert(0, str(ROOT))
     from benchmarks.vllm_cpu_check import run_check
 
-    result = run_check(VLLM_PYTHON, tmp_path)
+    result = run_check(VLLM_PYTHON, tmp_path, quick=True)
     fitted = result["errors"]["fitted"].set_index(["metric", "stat"])["ape_pct"]
     default = result["errors"]["default"].set_index(["metric", "stat"])["ape_pct"]
     assert fitted[("E2E", "mean")] < 35 and fitted[("TTFT", "mean")] < 35

@@ -37,8 +37,9 @@ RUN_SOURCES: dict[str, Callable[[], list[RequestRun]]] = {
 def add_commands(commands: argparse._SubParsersAction) -> None:
     calibrate = commands.add_parser(
         "calibrate", help="fit latency profiles to measured step times",
-        description="Turn measurements into step samples (ingest) and fit a latency profile "
-        "to them (fit). See docs/calibration.md.")
+        description="Profile a real vLLM engine (run) or bring measurements made elsewhere "
+        "(ingest, ingest-bench), fit a latency profile to them (fit) and check it by replaying "
+        "measured runs (validate). See docs/calibration.md.")
     jobs = calibrate.add_subparsers(dest="job", required=True)
 
     ingest = jobs.add_parser(

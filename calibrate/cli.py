@@ -18,7 +18,8 @@ from calibrate.profile_fit import ProfileFit, fit_profile, held_out_errors, medi
 from calibrate.replay import STATS, comparison, deployment_for, with_coefficients
 from calibrate.run_fit import fit_to_runs
 from calibrate.request_run import RequestRun, RunConfig, load_run
-from calibrate.sources import h100_vllm_steps, llmservingsim, splitwise, vllm_bench_result
+from calibrate.sources import (h100_vllm_steps, iteration_log, llmservingsim, splitwise,
+                               vllm_bench_result)
 from calibrate.step_fit import physically_possible, profile_coefficients
 from calibrate.step_sample import StepSample, read_samples, write_samples
 from calibrate.vllm_run import EngineSettings, run_driver, step_samples, sweep_plan
@@ -65,6 +66,21 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--no-prefix-caching", dest="prefix_caching", action="store_false")
     bench.add_argument("--out", type=Path, required=True, help="run folder to write")
     bench.set_defaults(handler=_ingest_bench)
+
+    log = jobs.add_parser(
+        "ingest-log", help="vLLM iteration-detail log lines as step samples",
+        description="Reads the lines a server started with --enable-logging-iteration-details "
+        "prints; the engine's settings are not in them, so give them.")
+    log.add_argument("file", type=Path, help="the server's log")
+    log.add_argument("--model", required=True, help="model catalog id or config.json path")
+    log.add_argument("--gpu", required=True, help="GPU catalog id or device file")
+    log.add_argument("--tensor-parallel", type=int, default=1)
+    log.add_argument("--weight-dtype", default="bf16")
+    log.add_argument("--num-gpu-blocks", type=int, required=True,
+                     help="the server's KV block count ('# GPU blocks' in its start-up log)")
+    log.add_argument("--block-size", type=int, default=16)
+    log.add_argument("--out", type=Path, required=True, help="Parquet file to write")
+    log.set_defaults(handler=_ingest_log)
 
     run = jobs.add_parser(
         "run", help="profile a real vLLM engine step by step (needs an environment with vLLM)",
@@ -196,6 +212,19 @@ def _fit_runs(runs: list[RequestRun], fitted: ProfileFit, start_profile) -> None
                 b = before[(before.metric == metric) & (before.stat == "mean")].ape_pct.iloc[0]
                 a = after[(after.metric == metric) & (after.stat == "mean")].ape_pct.iloc[0]
                 print(f"| {run.name} | {metric} | {b:.1f} % | {a:.1f} % |")
+
+
+def _ingest_log(args: argparse.Namespace) -> int:
+    load_gpu(args.gpu)
+    engine = iteration_log.LogEngine(args.model, args.gpu, args.tensor_parallel,
+                                     args.weight_dtype, args.num_gpu_blocks, args.block_size)
+    samples, skipped = iteration_log.read(args.file, engine)
+    _writable(args.out)
+    write_samples(samples, args.out)
+    left_out = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in skipped.items() if n)
+    print(f"wrote {len(samples):,} step samples to {args.out}"
+          + (f" (left out: {left_out})" if left_out else ""))
+    return 0
 
 
 def _ingest_bench(args: argparse.Namespace) -> int:

@@ -120,3 +120,35 @@ def test_calibrate_commands_report_bad_input_without_a_traceback(tmp_path: Path,
     assert main(["calibrate", "ingest", "splitwise", "--out",
                  str(tmp_path / "missing" / "s.parquet")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_iteration_log_lines_become_samples_with_the_context_from_kv_usage(tmp_path: Path,
+                                                                          capsys) -> None:
+    from sim.cli import main
+
+    log = tmp_path / "server.log"
+    log.write_text(
+        "INFO 11-22 16:29:41 [loggers.py:199] Engine 000: Iteration(0): 1 context requests, "
+        "512 context tokens, 0 generation requests, 0 generation tokens, iteration elapsed "
+        "time: 16.69 ms, KV cache usage: 1.0%\n"
+        "INFO unrelated line\n"
+        "INFO ... Iteration(1): 0 context requests, 0 context tokens, 4 generation requests, "
+        "4 generation tokens, iteration elapsed time: 6.50 ms, KV cache usage: 2.0%\n"
+        "INFO ... Iteration(2): 0 context requests, 0 context tokens, 4 generation requests, "
+        "4 generation tokens, iteration elapsed time: 6.40 ms\n"
+        "INFO ... Iteration(3): 0 context requests, 0 context tokens, 0 generation requests, "
+        "0 generation tokens, iteration elapsed time: 0.10 ms, KV cache usage: 0.0%\n")
+    out = tmp_path / "steps.parquet"
+    assert main(["calibrate", "ingest-log", str(log), "--model", "llama-3.1-8b", "--gpu",
+                 "h100-sxm", "--num-gpu-blocks", "1000", "--out", str(out)]) == 0
+    assert "left out: 1 no kv usage, 1 empty step" in capsys.readouterr().out
+    prefill, decode = read_samples(out)
+    assert prefill.kind == "prefill" and prefill.batch.prefill_tokens == 512
+    assert prefill.measured_s == pytest.approx(0.01669)
+    # 2 % of 16,000 slots in use, less half a block for each of the 4 sequences
+    assert decode.batch.decode_seqs == 4 and decode.batch.decode_context_tokens == 320 - 32
+    empty = tmp_path / "empty.log"
+    empty.write_text("nothing here\n")
+    assert main(["calibrate", "ingest-log", str(empty), "--model", "llama-3.1-8b", "--gpu",
+                 "h100-sxm", "--num-gpu-blocks", "1000", "--out", str(out)]) == 2
+    assert "enable-logging-iteration-details" in capsys.readouterr().err

@@ -18,13 +18,15 @@ from calibrate.profile_fit import ProfileFit, fit_profile, held_out_errors, medi
 from calibrate.replay import STATS, comparison, deployment_for, with_coefficients
 from calibrate.run_fit import fit_to_runs
 from calibrate.request_run import RequestRun, RunConfig, load_run
-from calibrate.sources import (h100_vllm_steps, iteration_log, llmservingsim, splitwise,
-                               vllm_bench_result)
+from calibrate.sources import (h100_vllm_steps, iteration_log, llmservingsim, prometheus,
+                               splitwise, vllm_bench_result)
 from calibrate.step_fit import physically_possible, profile_coefficients
 from calibrate.step_sample import StepSample, read_samples, write_samples
 from calibrate.vllm_run import EngineSettings, run_driver, step_samples, sweep_plan
 from sim.gpu import load_gpu
 from sim.latency_profile import Coefficients, load_profile
+from sim.run import run_scenario
+from sim.scenario import load_scenario
 
 SOURCES: dict[str, Callable[[], list[StepSample]]] = {
     "h100-vllm-steps": h100_vllm_steps.read,
@@ -104,8 +106,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     validate = jobs.add_parser(
         "validate", help="replay measured runs through the simulator and report the errors")
-    validate.add_argument("runs", type=Path, nargs="+", help="run folders (run.json + "
+    validate.add_argument("runs", type=Path, nargs="*", help="run folders (run.json + "
                           "requests.parquet)")
+    validate.add_argument("--metrics", type=Path,
+                          help="a vLLM /metrics scrape taken after a benchmark; compared with "
+                          "--scenario, the simulated benchmark")
+    validate.add_argument("--metrics-before", type=Path,
+                          help="a scrape taken before the benchmark (counters are cumulative)")
+    validate.add_argument("--scenario", type=Path, help="scenario of the benchmark (--metrics)")
     validate.add_argument("--profile", default="default",
                           help="latency profile: shipped name or YAML path (default: default)")
     validate.add_argument("--report", type=Path, help="also write the tables as markdown here")
@@ -266,6 +274,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    if args.metrics is not None:
+        return _validate_metrics(args)
+    if not args.runs:
+        raise CalibrationError("give run folders, or --metrics with --scenario")
     runs = [load_run(folder) for folder in args.runs]
     frames = [comparison(run, deployment_for(run, args.profile)) for run in runs]
     table = validation_markdown(pd.concat(frames, ignore_index=True), args.profile)
@@ -275,6 +287,32 @@ def _validate(args: argparse.Namespace) -> int:
         args.report.write_text(table + "\n")
         print(f"\nwrote {args.report}")
     return 0
+
+
+def _validate_metrics(args: argparse.Namespace) -> int:
+    if args.scenario is None:
+        raise CalibrationError("--metrics needs --scenario: the benchmark, as a scenario, to "
+                               "simulate")
+    measured = prometheus.read(args.metrics, args.metrics_before)
+    simulated = run_scenario(load_scenario(args.scenario)).summary
+    rows = [("requests", measured["requests"], simulated["requests"]["completed"])]
+    for figure in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"):
+        rows.append((f"{figure[:-3].upper()} mean (ms)", measured[figure],
+                     simulated[figure]["mean"]))
+    rows.append(("prompt tokens", measured["prompt_tokens"],
+                 simulated["throughput"]["input_tokens_per_s"] * simulated["duration_s"]))
+    rows.append(("prefix-cache hit rate", measured["prefix_cache_hit_rate"],
+                 simulated["kv"]["prefix_cache_hit_rate"]))
+    lines = ["| figure | measured | simulated | APE |", "|---|---|---|---|"]
+    for name, m, s in rows:
+        ape = f"{abs(s - m) / m * 100:.1f} %" if m and s is not None else "-"
+        lines.append(f"| {name} | {_num(m)} | {_num(s)} | {ape} |")
+    print("\n".join(lines))
+    return 0
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
 
 
 def validation_markdown(errors: pd.DataFrame, profile: str) -> str:

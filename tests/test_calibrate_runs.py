@@ -163,3 +163,58 @@ def test_the_shipped_calibrated_profile_is_what_its_build_script_makes(tmp_path:
         assert b["coefficients"].keys() == s["coefficients"].keys()
         for key, value in s["coefficients"].items():
             assert b["coefficients"][key] == pytest.approx(value, rel=1e-3, abs=1e-4)
+
+
+SCRAPE = """# HELP vllm:e2e_request_latency_seconds Histogram of e2e request latency in seconds.
+# TYPE vllm:e2e_request_latency_seconds histogram
+vllm:e2e_request_latency_seconds_bucket{{engine="0",le="0.3",model_name="m"}} {n}
+vllm:e2e_request_latency_seconds_sum{{engine="0",model_name="m"}} {e2e}
+vllm:e2e_request_latency_seconds_count{{engine="0",model_name="m"}} {n}
+vllm:time_to_first_token_seconds_sum{{engine="0",model_name="m"}} {ttft}
+vllm:time_to_first_token_seconds_count{{engine="0",model_name="m"}} {n}
+vllm:inter_token_latency_seconds_sum{{engine="0",model_name="m"}} {itl}
+vllm:inter_token_latency_seconds_count{{engine="0",model_name="m"}} {tokens}
+vllm:request_time_per_output_token_seconds_sum{{engine="0",model_name="m"}} {tpot}
+vllm:request_time_per_output_token_seconds_count{{engine="0",model_name="m"}} {n}
+vllm:prompt_tokens_total{{engine="0",model_name="m"}} {prompt}
+vllm:generation_tokens_total{{engine="0",model_name="m"}} {tokens}
+vllm:prefix_cache_queries_total{{engine="0",model_name="m"}} {prompt}
+vllm:prefix_cache_hits_total{{engine="0",model_name="m"}} {hits}
+vllm:num_preemptions_total{{engine="0",model_name="m"}} 0.0
+"""
+
+
+def test_a_metrics_scrape_is_compared_with_the_simulated_benchmark(tmp_path: Path,
+                                                                    capsys) -> None:
+    from calibrate.sources import prometheus
+
+    before = tmp_path / "before.txt"
+    before.write_text(SCRAPE.format(n=10, e2e=5.0, ttft=1.0, itl=2.0, tokens=200, tpot=0.1,
+                                    prompt=1000, hits=0))
+    after = tmp_path / "after.txt"
+    after.write_text(SCRAPE.format(n=30, e2e=25.0, ttft=3.0, itl=6.0, tokens=600, tpot=0.3,
+                                   prompt=3000, hits=500))
+    figures = prometheus.read(after, before)
+    assert figures["requests"] == 20
+    assert figures["e2e_ms"] == pytest.approx(1000.0)  # 20 s over 20 requests
+    assert figures["ttft_ms"] == pytest.approx(100.0)
+    assert figures["itl_ms"] == pytest.approx(10.0)  # 4 s over 400 tokens
+    assert figures["prefix_cache_hit_rate"] == pytest.approx(0.25)
+    import yaml
+
+    scenario = tmp_path / "bench.yaml"
+    scenario.write_text(yaml.safe_dump({
+        "model": "llama-3.1-8b", "hardware": {"gpu": "h100-sxm"},
+        "workload": {"arrivals": {"process": "poisson", "rate_per_s": 2}, "num_requests": 20,
+                     "lengths": {"input": 100, "output": 20}}}))
+    assert main(["calibrate", "validate", "--metrics", str(after), "--metrics-before",
+                 str(before), "--scenario", str(scenario)]) == 0
+    table = capsys.readouterr().out
+    assert "| requests | 20.0 | 20.0 | 0.0 % |" in table
+    assert "| E2E mean (ms) | 1,000.0 |" in table
+    assert main(["calibrate", "validate", "--metrics", str(after)]) == 2
+    assert "--scenario" in capsys.readouterr().err
+    junk = tmp_path / "junk.txt"
+    junk.write_text("up 1\n")
+    with pytest.raises(CalibrationError, match="no vllm: series"):
+        prometheus.read(junk)

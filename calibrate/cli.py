@@ -22,7 +22,8 @@ from calibrate.sources import (h100_vllm_steps, iteration_log, llmservingsim, pr
                                splitwise, vllm_bench_result)
 from calibrate.step_fit import physically_possible, profile_coefficients
 from calibrate.step_sample import StepSample, read_samples, write_samples
-from calibrate.vllm_run import EngineSettings, run_driver, step_samples, sweep_plan
+from calibrate.vllm_run import (EngineSettings, run_driver, run_transformers_driver,
+                                step_samples, sweep_plan)
 from sim.gpu import load_gpu
 from sim.latency_profile import Coefficients, load_profile
 from sim.run import run_scenario
@@ -93,7 +94,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                      help="folder with the model's config.json (weights are not needed)")
     run.add_argument("--device", required=True,
                      help="GPU catalog id or device file of the machine it runs on")
-    run.add_argument("--vllm-python", required=True, help="python of the vLLM environment")
+    run.add_argument("--python", "--vllm-python", dest="python", required=True,
+                     help="python of the environment with vLLM (or, with --engine "
+                     "transformers, with torch and transformers)")
+    run.add_argument("--engine", choices=["vllm", "transformers"], default="vllm",
+                     help="vllm: drive the serving engine (default); transformers: time plain "
+                     "forward passes, for GPU machines without vLLM")
     run.add_argument("--weight-dtype", default="bf16", choices=["fp32", "bf16", "fp16"],
                      help="format the engine runs in (fp32 for CPUs without fast bf16)")
     run.add_argument("--max-num-batched-tokens", type=int, default=2048)
@@ -260,15 +266,18 @@ def engine_settings(args: argparse.Namespace) -> EngineSettings:
 def _run(args: argparse.Namespace) -> int:
     load_gpu(args.device)  # a bad device fails now, not after the profiling
     settings = engine_settings(args)
-    plan = sweep_plan(settings, quick=args.quick)
-    print(f"profiling {args.model} with {len(plan['phases'])} phases ...", flush=True)
-    result = run_driver(args.vllm_python, args.model, plan, args.out, settings)
+    if args.engine == "transformers":
+        print(f"timing {args.model} forward passes in transformers ...", flush=True)
+        result = run_transformers_driver(args.python, args.model, args.out, settings.dtype,
+                                         args.quick)
+    else:
+        plan = sweep_plan(settings, quick=args.quick)
+        print(f"profiling {args.model} with {len(plan['phases'])} phases ...", flush=True)
+        result = run_driver(args.python, args.model, plan, args.out, settings)
     samples = step_samples(result, str(args.model / "config.json"), args.device,
                            args.weight_dtype)
     write_samples(samples, args.out / "steps.parquet")
-    meta = result["meta"]
-    print(f"vLLM {meta['vllm']} on {meta['device']}: {len(samples):,} steps, "
-          f"{meta['num_gpu_blocks']:,} KV blocks of {meta['block_size']} tokens; wrote "
+    print(f"{samples[0].source if samples else args.engine}: {len(samples):,} steps; wrote "
           f"{args.out / 'steps.parquet'} (fit it with `servesim calibrate fit`)")
     return 0
 

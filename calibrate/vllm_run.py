@@ -27,6 +27,7 @@ from sim.batch import Batch, chunk_terms
 from sim.workload import Workload
 
 DRIVER = Path(__file__).with_name("vllm_driver.py")
+HF_DRIVER = Path(__file__).with_name("hf_driver.py")
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,27 @@ def run_driver(python: str, model_dir: Path, plan: dict, folder: Path,
     return json.loads(result_path.read_text())
 
 
+def run_transformers_driver(python: str, model_dir: Path, folder: Path, dtype: str,
+                            quick: bool = False, timeout_s: float = 3600) -> dict:
+    """Time forward passes of the model in plain transformers (``hf_driver.py``)."""
+    if not Path(python).exists():
+        raise CalibrationError(f"--python {python}: no such interpreter; give the python of an "
+                               "environment with torch and transformers")
+    if not (Path(model_dir) / "config.json").is_file():
+        raise CalibrationError(f"--model {model_dir}: needs a folder holding a config.json")
+    folder.mkdir(parents=True, exist_ok=True)
+    result_path = folder / "result.json"
+    command = [python, str(HF_DRIVER), "--model", str(model_dir), "--out", str(result_path),
+               "--dtype", dtype, *(["--quick"] if quick else [])]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+    (folder / "driver.log").write_text(done.stdout + done.stderr)
+    if done.returncode != 0 or not result_path.is_file():
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+        raise CalibrationError(f"the transformers driver failed (exit {done.returncode}):\n"
+                               f"{tail}\n(full log: {folder / 'driver.log'})")
+    return json.loads(result_path.read_text())
+
+
 def step_batch(entries: list) -> Batch:
     """The latency model's view of one recorded step: (phase, tokens, computed before) each."""
     prefill_tokens = prefill_seqs = prefill_kv = decode_seqs = decode_context = 0
@@ -145,7 +167,8 @@ def step_samples(result: dict, model: str, gpu: str, weight_dtype: str,
                  skip_phases: tuple[str, ...] = ("warmup",)) -> list[StepSample]:
     """Every recorded step outside warm-up as a sample (steps with no work are dropped)."""
     meta = result["meta"]
-    source = f"vllm {meta['vllm']} on {meta['device']}"
+    engine = meta.get("engine") or f"vllm {meta['vllm']}"
+    source = f"{engine} on {meta['device']}"
     samples = []
     for step in result["steps"]:
         if step["phase"].startswith(skip_phases) or not step["batch"]:

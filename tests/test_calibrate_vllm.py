@@ -98,3 +98,26 @@ def test_calibrating_on_a_real_engine_predicts_a_workload_it_never_saw(tmp_path:
     assert fitted[("E2E", "mean")] < 35 and fitted[("TTFT", "mean")] < 35
     assert fitted[("E2E", "mean")] < default[("E2E", "mean")]
     assert np.isfinite(result["step_ape"])
+
+
+@pytest.mark.skipif(not VLLM_PYTHON.exists(),
+                    reason="no Python environment with torch and transformers (.venv-vllm)")
+def test_the_transformers_profiler_writes_samples_a_fit_reads(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT))
+    import json
+
+    from benchmarks.vllm_cpu_check import TINY_LLAMA
+    from calibrate.step_sample import read_samples
+    from sim.cli import main
+
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "config.json").write_text(json.dumps(TINY_LLAMA))
+    out = tmp_path / "hf"
+    assert main(["calibrate", "run", "--engine", "transformers", "--model",
+                 str(tmp_path / "tiny"), "--device", "h100-sxm", "--python", str(VLLM_PYTHON),
+                 "--weight-dtype", "fp32", "--quick", "--out", str(out)]) == 0
+    samples = read_samples(out / "steps.parquet")
+    assert {s.kind for s in samples} == {"prefill", "decode"}
+    assert samples[0].source.startswith("transformers")
+    decode = [s for s in samples if s.batch.decode_seqs == 16]
+    assert decode and decode[0].batch.decode_context_tokens == 16 * 513

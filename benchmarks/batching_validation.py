@@ -14,9 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 from sim.engine import simulate
-from sim.run import resolve, summarize
+from sim.run import resolve, run_scenario, summarize
 from sim.scenario import parse_scenario
-from sim.workload import Workload
+from sim.workload import Workload, generate_workload
+from sim.workload_spec import WorkloadSpec
 
 SEED = 2023
 
@@ -119,9 +120,6 @@ def vllm_waste() -> tuple[str, dict]:
     ShareGPT-like lengths with the paper's means (Fig. 11: 161 prompt, 338 reply tokens;
     lognormal shape assumed, each cut at 1,024 tokens as in its §6.5), Poisson arrivals at 2
     requests/s for 30 minutes (the Fig. 13 setting)."""
-    from sim.workload import generate_workload
-    from sim.workload_spec import WorkloadSpec
-
     rng = np.random.default_rng(SEED)
     workload_spec = {
         "arrivals": {"process": "poisson", "rate_per_s": 2.0},
@@ -227,8 +225,6 @@ def gateway_sweep() -> tuple[str, dict]:
     Tokens per dollar are per dollar of *busy* GPU time: what a fleet sized to this load pays,
     since fuller batches mean fewer GPU-seconds for the same tokens.
     """
-    from sim.run import run_scenario
-
     workload = {
         "arrivals": {"process": "gamma", "rate_per_s": 60.0, "cv": 3.0},
         "duration_s": 300,

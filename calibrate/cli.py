@@ -60,9 +60,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "ingest-bench", help="a vLLM bench serve result (--save-detailed) as a measured run",
         description="The result file has no engine settings: give the ones the server ran with.")
     bench.add_argument("file", type=Path, help="result JSON of vllm bench serve")
-    bench.add_argument("--model", required=True, help="model catalog id or config.json path")
-    bench.add_argument("--gpu", required=True, help="GPU catalog id")
-    bench.add_argument("--tensor-parallel", type=int, default=1)
+    _add_engine_identity(bench)
     bench.add_argument("--max-num-seqs", type=int, default=256)
     bench.add_argument("--max-num-batched-tokens", type=int, default=8192)
     bench.add_argument("--num-gpu-blocks", type=int, help="the server's '# GPU blocks' figure")
@@ -75,9 +73,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         description="Reads the lines a server started with --enable-logging-iteration-details "
         "prints; the engine's settings are not in them, so give them.")
     log.add_argument("file", type=Path, help="the server's log")
-    log.add_argument("--model", required=True, help="model catalog id or config.json path")
-    log.add_argument("--gpu", required=True, help="GPU catalog id or device file")
-    log.add_argument("--tensor-parallel", type=int, default=1)
+    _add_engine_identity(log)
     log.add_argument("--weight-dtype", default="bf16")
     log.add_argument("--num-gpu-blocks", type=int, required=True,
                      help="the server's KV block count ('# GPU blocks' in its start-up log)")
@@ -139,6 +135,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     fit.add_argument("--no-per-config", dest="per_config", action="store_false",
                      help="only the cross-configuration fit, no per-configuration overrides")
     fit.set_defaults(handler=_fit)
+
+
+def _add_engine_identity(parser: argparse.ArgumentParser) -> None:
+    """What the measured server ran: measurements made elsewhere do not record it."""
+    parser.add_argument("--model", required=True, help="model catalog id or config.json path")
+    parser.add_argument("--gpu", required=True, help="GPU catalog id or device file")
+    parser.add_argument("--tensor-parallel", type=int, default=1)
 
 
 def _ingest(args: argparse.Namespace) -> int:

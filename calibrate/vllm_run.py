@@ -101,48 +101,48 @@ def replay_plan(workload: Workload, name: str = "replay") -> dict:
 
 def run_driver(python: str, model_dir: Path, plan: dict, folder: Path,
                settings: EngineSettings, timeout_s: float = 3600) -> dict:
-    """Run the driver on ``plan``; returns its result (also kept as ``folder/result.json``)."""
-    if not Path(python).exists():
-        raise CalibrationError(
-            f"--vllm-python {python}: no such interpreter; give the python of an environment "
-            "with vLLM installed (see docs/calibration.md)"
-        )
-    if not (Path(model_dir) / "config.json").is_file():
-        raise CalibrationError(f"--model {model_dir}: needs a folder holding a config.json")
+    """Run the vLLM driver on ``plan``; returns its result (also kept as ``folder/result.json``)."""
+    _check_inputs(python, model_dir, "vLLM")
     folder.mkdir(parents=True, exist_ok=True)
-    plan_path, result_path = folder / "plan.json", folder / "result.json"
+    plan_path = folder / "plan.json"
     plan_path.write_text(json.dumps(plan))
     env = dict(os.environ)
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{settings.cpu_kv_cache_gib:g}")
-    command = [python, str(DRIVER), "--model", str(model_dir), "--plan", str(plan_path),
-               "--out", str(result_path), *settings.arguments()]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout_s)
-    (folder / "driver.log").write_text(done.stdout + done.stderr)
-    if done.returncode != 0 or not result_path.is_file():
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-        raise CalibrationError(f"the vLLM driver failed (exit {done.returncode}); its output "
-                               f"ends with:\n{tail}\n(full log: {folder / 'driver.log'})")
-    return json.loads(result_path.read_text())
+    return _run_script("vLLM", [python, str(DRIVER), "--model", str(model_dir), "--plan",
+                                str(plan_path), *settings.arguments()], folder, env, timeout_s)
 
 
 def run_transformers_driver(python: str, model_dir: Path, folder: Path, dtype: str,
                             quick: bool = False, timeout_s: float = 3600) -> dict:
     """Time forward passes of the model in plain transformers (``hf_driver.py``)."""
+    _check_inputs(python, model_dir, "torch and transformers")
+    folder.mkdir(parents=True, exist_ok=True)
+    command = [python, str(HF_DRIVER), "--model", str(model_dir), "--dtype", dtype,
+               *(["--quick"] if quick else [])]
+    return _run_script("transformers", command, folder, None, timeout_s)
+
+
+def _check_inputs(python: str, model_dir: Path, needs: str) -> None:
     if not Path(python).exists():
-        raise CalibrationError(f"--python {python}: no such interpreter; give the python of an "
-                               "environment with torch and transformers")
+        raise CalibrationError(
+            f"--vllm-python {python}: no such interpreter; give the python of an environment "
+            f"with {needs} installed (see docs/calibration.md)"
+        )
     if not (Path(model_dir) / "config.json").is_file():
         raise CalibrationError(f"--model {model_dir}: needs a folder holding a config.json")
-    folder.mkdir(parents=True, exist_ok=True)
+
+
+def _run_script(name: str, command: list[str], folder: Path, env: dict | None,
+                timeout_s: float) -> dict:
+    """Run a driver writing ``folder/result.json``; its output is kept in ``driver.log``."""
     result_path = folder / "result.json"
-    command = [python, str(HF_DRIVER), "--model", str(model_dir), "--out", str(result_path),
-               "--dtype", dtype, *(["--quick"] if quick else [])]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+    done = subprocess.run([*command, "--out", str(result_path)], env=env, capture_output=True,
+                          text=True, timeout=timeout_s)
     (folder / "driver.log").write_text(done.stdout + done.stderr)
     if done.returncode != 0 or not result_path.is_file():
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-        raise CalibrationError(f"the transformers driver failed (exit {done.returncode}):\n"
-                               f"{tail}\n(full log: {folder / 'driver.log'})")
+        raise CalibrationError(f"the {name} driver failed (exit {done.returncode}); its output "
+                               f"ends with:\n{tail}\n(full log: {folder / 'driver.log'})")
     return json.loads(result_path.read_text())
 
 

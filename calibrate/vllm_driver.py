@@ -10,7 +10,9 @@ with a prompt length, an output length, an optional shared-prefix group and an a
 seconds from the phase's start. Requests are added when their time comes (all at once when
 every arrival is 0); between arrivals the engine is stepped with ``LLMEngine.step()``.
 
-Per step it records the wall time of ``step()`` and the batch the scheduler chose, read from
+Per step it records the wall time of ``step()``, the host time around it (adding the requests
+that arrived before it, handling its outputs: work a serving engine does between steps, which
+its request timestamps include) and the batch the scheduler chose, read from
 the ``SchedulerOutput`` of the engine core (which therefore runs in this process:
 ``VLLM_ENABLE_V1_MULTIPROCESSING=0``): for every scheduled request, whether it is prefilling,
 how many tokens it computes and how many it had computed before. vLLM's own iteration
@@ -92,9 +94,11 @@ def run_phase(engine, recorder, phase: dict, vocab: int, steps: list, requests: 
     from vllm.inputs import TokensPrompt
 
     pending = sorted(phase["requests"], key=lambda r: r["arrival_s"])
+    planned = {f"{phase['name']}-{r['id']}": r for r in pending}
     start = time.monotonic()
     outstanding = 0
     while pending or outstanding:
+        loop_start = time.perf_counter()
         now = time.monotonic() - start
         while pending and pending[0]["arrival_s"] <= now:
             r = pending.pop(0)
@@ -109,8 +113,9 @@ def run_phase(engine, recorder, phase: dict, vocab: int, steps: list, requests: 
         recorder.current = []
         t0 = time.perf_counter()
         outputs = engine.step()
-        wall = time.perf_counter() - t0
-        steps.append({"phase": phase["name"], "wall_s": wall, "batch": recorder.current})
+        t1 = time.perf_counter()
+        step = {"phase": phase["name"], "wall_s": t1 - t0, "batch": recorder.current}
+        steps.append(step)
         for out in outputs:
             if not out.finished:
                 continue
@@ -121,9 +126,12 @@ def run_phase(engine, recorder, phase: dict, vocab: int, steps: list, requests: 
                 "prompt_tokens": len(out.prompt_token_ids or []),
                 "output_tokens": len(out.outputs[0].token_ids),
                 "cached_tokens": out.num_cached_tokens or 0,
+                "prefix_group": planned[out.request_id].get("prefix_group", 0),
+                "prefix_tokens": planned[out.request_id].get("prefix_tokens", 0),
                 "queued_ts": m.queued_ts, "scheduled_ts": m.scheduled_ts,
                 "first_token_ts": m.first_token_ts, "last_token_ts": m.last_token_ts,
             })
+        step["host_s"] = (t0 - loop_start) + (time.perf_counter() - t1)
 
 
 def main() -> None:

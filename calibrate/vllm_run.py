@@ -84,15 +84,19 @@ def sweep_plan(settings: EngineSettings, quick: bool = False) -> dict:
     return {"phases": phases}
 
 
-def replay_plan(workload: Workload, name: str = "replay") -> dict:
-    """One phase sending ``workload``'s requests at their arrival times, shared prefixes kept."""
+def replay_plan(workload: Workload, name: str = "replay", id_offset: int = 0) -> dict:
+    """One phase sending ``workload``'s requests at their arrival times, shared prefixes kept.
+
+    Prompt tokens follow from request ids and prefix groups, so a second replay of the same
+    workload in the same engine needs another ``id_offset`` or it finds every prompt cached.
+    """
     requests = []
     for i in range(len(workload)):
-        request = {"id": i, "arrival_s": float(workload.arrival_s[i]),
+        request = {"id": id_offset + i, "arrival_s": float(workload.arrival_s[i]),
                    "prompt_tokens": int(workload.input_tokens[i]),
                    "output_tokens": int(workload.output_tokens[i])}
         if workload.prefix_key[i]:
-            request["prefix_group"] = int(workload.prefix_key[i])
+            request["prefix_group"] = id_offset + int(workload.prefix_key[i])
             request["prefix_tokens"] = int(workload.prefix_tokens[i])
         requests.append(request)
     warmup = _phase("warmup", _requests(2, 128, 8, 10**9))
@@ -165,7 +169,12 @@ def step_batch(entries: list) -> Batch:
 
 def step_samples(result: dict, model: str, gpu: str, weight_dtype: str,
                  skip_phases: tuple[str, ...] = ("warmup",)) -> list[StepSample]:
-    """Every recorded step outside warm-up as a sample (steps with no work are dropped)."""
+    """Every recorded step outside warm-up as a sample (steps with no work are dropped).
+
+    A step's time is ``step()``'s wall time plus the host time the driver spent around it
+    (adding arrived requests, handling outputs): both delay the next step, so both are in the
+    request timestamps the simulator is compared with. Older results lack ``host_s``.
+    """
     meta = result["meta"]
     engine = meta.get("engine") or f"vllm {meta['vllm']}"
     source = f"{engine} on {meta['device']}"
@@ -175,7 +184,8 @@ def step_samples(result: dict, model: str, gpu: str, weight_dtype: str,
             continue
         batch = step_batch(step["batch"])
         samples.append(StepSample(source, model, gpu, int(meta["tensor_parallel"]),
-                                  weight_dtype, kind_of(batch), batch, float(step["wall_s"])))
+                                  weight_dtype, kind_of(batch), batch,
+                                  float(step["wall_s"]) + float(step.get("host_s", 0.0))))
     return samples
 
 
@@ -188,6 +198,10 @@ def measured_run(result: dict, phase: str, config: RunConfig) -> RequestRun:
     def column(name: str) -> np.ndarray:
         return np.array([r[name] for r in rows], dtype=float)
 
+    prefixes = {}
+    if all("prefix_group" in r for r in rows):  # older results did not record them
+        prefixes = {"prefix_group": column("prefix_group"),
+                    "prefix_tokens": column("prefix_tokens")}
     return from_timestamps(phase, config, column("queued_ts"), column("prompt_tokens"),
                            column("output_tokens"), column("first_token_ts"),
-                           column("last_token_ts"))
+                           column("last_token_ts"), **prefixes)

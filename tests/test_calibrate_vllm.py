@@ -40,6 +40,10 @@ def test_a_replay_plan_keeps_arrivals_lengths_and_shared_prefixes() -> None:
     phase = replay_plan(workload)["phases"][1]
     assert phase["requests"][1] == {"id": 1, "arrival_s": 0.5, "prompt_tokens": 200,
                                     "output_tokens": 20, "prefix_group": 2, "prefix_tokens": 128}
+    # a second replay in the same engine gets other tokens, or it would hit the cache throughout
+    again = replay_plan(workload, "again", id_offset=100)["phases"][1]["requests"][1]
+    assert again["id"] == 101 and again["prefix_group"] == 102
+    assert token_ids(again, 32000)[:128] != token_ids(phase["requests"][1], 32000)[:128]
     first = token_ids(phase["requests"][1], 32000)
     other = token_ids({**phase["requests"][1], "id": 7}, 32000)
     assert len(first) == 200 and first[:128] == other[:128] and first[128:] != other[128:]
@@ -57,21 +61,30 @@ def test_a_driver_result_becomes_samples_and_a_run() -> None:
         "meta": {"vllm": "0.32.0", "device": "x86_64", "tensor_parallel": 1},
         "steps": [{"phase": "warmup-0", "wall_s": 0.5, "batch": [["prefill", 8, 0]]},
                   {"phase": "prefill-16-0", "wall_s": 0.02, "batch": [["prefill", 16, 0]]},
-                  {"phase": "decode-1x64-0", "wall_s": 0.015, "batch": [["decode", 1, 64]]},
+                  {"phase": "decode-1x64-0", "wall_s": 0.015, "host_s": 0.002,
+                   "batch": [["decode", 1, 64]]},
                   {"phase": "decode-1x64-0", "wall_s": 0.01, "batch": []}],
         "requests": [{"phase": "replay", "id": "a", "prompt_tokens": 10, "output_tokens": 3,
-                      "queued_ts": 100.5, "first_token_ts": 100.7, "last_token_ts": 101.0},
+                      "queued_ts": 100.5, "first_token_ts": 100.7, "last_token_ts": 101.0,
+                      "prefix_group": 4, "prefix_tokens": 8},
                      {"phase": "replay", "id": "b", "prompt_tokens": 20, "output_tokens": 2,
-                      "queued_ts": 100.0, "first_token_ts": 100.2, "last_token_ts": 100.4}],
+                      "queued_ts": 100.0, "first_token_ts": 100.2, "last_token_ts": 100.4,
+                      "prefix_group": 0, "prefix_tokens": 0}],
     }
     samples = step_samples(result, "m/config.json", "cpu.yaml", "fp32")
-    assert [(s.kind, s.measured_s) for s in samples] == [("prefill", 0.02), ("decode", 0.015)]
+    # host time around a step (intake, output handling) delays the next step: it counts
+    assert [(s.kind, s.measured_s) for s in samples] == [("prefill", 0.02),
+                                                         ("decode", pytest.approx(0.017))]
     assert samples[0].source == "vllm 0.32.0 on x86_64"
     config = RunConfig(model="m", gpu="g", tensor_parallel=1, max_num_seqs=8,
                        max_num_batched_tokens=64)
     run = measured_run(result, "replay", config)
     assert run.requests["arrival_s"].tolist() == [0.0, 0.5]
     assert run.requests["finish_s"].tolist() == pytest.approx([0.4, 1.0])
+    # shared prefixes travel with the run into the replayed workload
+    from calibrate.replay import workload_of
+    workload = workload_of(run)
+    assert workload.prefix_key.tolist() == [0, 4] and workload.prefix_tokens.tolist() == [0, 8]
     with pytest.raises(CalibrationError, match="no requests in phase"):
         measured_run(result, "other", config)
 
@@ -85,17 +98,18 @@ def test_a_missing_vllm_environment_is_a_clear_error(tmp_path: Path) -> None:
 @pytest.mark.skipif(not VLLM_PYTHON.exists(),
                     reason="no Python environment with vLLM (.venv-vllm, or SERVESIM_VLLM_PYTHON)")
 def test_calibrating_on_a_real_engine_predicts_a_workload_it_never_saw(tmp_path: Path) -> None:
-    """Profile a real vLLM CPU engine, fit, then replay a different workload (other rate and
-    lengths, shared prefixes) on the engine and in the simulator. The machine is noisy (the
-    same engine and workload vary by ~10 % between runs, and a run can hit a slow spell), so
-    the bound is loose; the uncalibrated default misses by 40-70 %."""
+    """Profile a real vLLM CPU engine (the full sweep), fit, then replay a different workload
+    (other rate and lengths, shared prefixes, prefix caching on) three times on the engine and
+    once in the simulator. Fitted, the means land within 0-10 % of the engine's (median of the
+    three replays); the bound allows for a 2-core shared machine whose slow spells move a
+    measurement by 10-25 %. The uncalibrated default misses by 55-70 %."""
     sys.path.insert(0, str(ROOT))
     from benchmarks.vllm_cpu_check import run_check
 
-    result = run_check(VLLM_PYTHON, tmp_path, quick=True)
+    result = run_check(VLLM_PYTHON, tmp_path)
     fitted = result["errors"]["fitted"].set_index(["metric", "stat"])["ape_pct"]
     default = result["errors"]["default"].set_index(["metric", "stat"])["ape_pct"]
-    assert fitted[("E2E", "mean")] < 35 and fitted[("TTFT", "mean")] < 35
+    assert fitted[("E2E", "mean")] < 25 and fitted[("TTFT", "mean")] < 25
     assert fitted[("E2E", "mean")] < default[("E2E", "mean")]
     assert np.isfinite(result["step_ape"])
 

@@ -15,13 +15,15 @@ import pandas as pd
 from calibrate.errors import CalibrationError
 from calibrate.profile_file import profile_document, write_profile
 from calibrate.profile_fit import ProfileFit, fit_profile, held_out_errors, median_ape
-from calibrate.replay import STATS, comparison, deployment_for, with_coefficients
+from calibrate.replay import (comparison, deployment_for, errors_of, latencies, simulated_latencies,
+                             with_coefficients)
 from calibrate.run_fit import fit_to_runs
 from calibrate.request_run import RequestRun, RunConfig, load_run
 from calibrate.sources import (h100_vllm_steps, iteration_log, llmservingsim, prometheus,
                                splitwise, vllm_bench_result)
 from calibrate.step_fit import physically_possible, profile_coefficients
 from calibrate.step_sample import StepSample, read_samples, write_samples
+from calibrate.validation_report import RunValidation, markdown_table, write_report
 from calibrate.vllm_run import (EngineSettings, run_driver, run_transformers_driver,
                                 step_samples, sweep_plan)
 from sim.gpu import load_gpu
@@ -118,7 +120,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     validate.add_argument("--scenario", type=Path, help="scenario of the benchmark (--metrics)")
     validate.add_argument("--profile", default="default",
                           help="latency profile: shipped name or YAML path (default: default)")
-    validate.add_argument("--report", type=Path, help="also write the tables as markdown here")
+    validate.add_argument("--report", type=Path, metavar="FOLDER",
+                          help="also write report.md with the tables and charts (PNG) of "
+                          "measured vs simulated distributions into this folder")
     validate.set_defaults(handler=_validate)
 
     fit = jobs.add_parser(
@@ -290,14 +294,19 @@ def _validate(args: argparse.Namespace) -> int:
         return _validate_metrics(args)
     if not args.runs:
         raise CalibrationError("give run folders, or --metrics with --scenario")
-    runs = [load_run(folder) for folder in args.runs]
-    frames = [comparison(run, deployment_for(run, args.profile)) for run in runs]
-    table = validation_markdown(pd.concat(frames, ignore_index=True), args.profile)
-    print(table)
+    validations = []
+    for run in (load_run(folder) for folder in args.runs):
+        simulated = simulated_latencies(run, deployment_for(run, args.profile))
+        validations.append(RunValidation(run.name, latencies(run.requests), simulated,
+                                         errors_of(run, simulated)))
+    print(markdown_table(pd.concat([v.errors for v in validations], ignore_index=True),
+                         args.profile))
     if args.report:
-        _writable(args.report)
-        args.report.write_text(table + "\n")
-        print(f"\nwrote {args.report}")
+        if args.report.exists() and not args.report.is_dir():
+            raise CalibrationError(f"--report {args.report}: give a folder (report.md and the "
+                                   "charts go into it)")
+        path = write_report(args.report, validations, args.profile)
+        print(f"\nwrote {path} and its charts")
     return 0
 
 
@@ -325,21 +334,6 @@ def _validate_metrics(args: argparse.Namespace) -> int:
 
 def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
-
-
-def validation_markdown(errors: pd.DataFrame, profile: str) -> str:
-    """Measured vs simulated per run and metric, and the median APE of each metric's mean."""
-    lines = [f"Latency profile: {profile}", "",
-             "| run | metric | " + " | ".join(f"{s} measured / simulated ms (APE)" for s in STATS)
-             + " |", "|---|---|" + "---|" * len(STATS)]
-    for (run, metric), group in errors.groupby(["run", "metric"], sort=False):
-        cells = [f"{r.measured_ms:,.1f} / {r.simulated_ms:,.1f} ({r.ape_pct:.1f} %)"
-                 for r in group.itertuples()]
-        lines.append(f"| {run} | {metric} | " + " | ".join(cells) + " |")
-    means = errors[errors["stat"] == "mean"].groupby("metric", sort=False)["ape_pct"].median()
-    lines += ["", "Median over runs of the APE of the mean: "
-              + ", ".join(f"{m} {v:.1f} %" for m, v in means.items())]
-    return "\n".join(lines)
 
 
 def _writable(path: Path) -> None:

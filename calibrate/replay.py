@@ -70,17 +70,52 @@ def workload_of(run: RequestRun) -> Workload:
                                 prefix_key=r["prefix_group"], prefix_tokens=r["prefix_tokens"])
 
 
+def latencies(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per request TTFT, TPOT and E2E in seconds, from arrival, first-token and finish times.
+
+    Measured runs and simulated records both have those columns, so both go through here.
+    """
+    decode = (frame["output_tokens"] - 1).where(frame["output_tokens"] > 1)
+    return pd.DataFrame({
+        "TTFT": frame["first_token_s"] - frame["arrival_s"],
+        "TPOT": (frame["finish_s"] - frame["first_token_s"]) / decode,
+        "E2E": frame["finish_s"] - frame["arrival_s"],
+        "decode_s": frame["finish_s"] - frame["first_token_s"],
+        "gaps": decode.fillna(0),
+    })
+
+
+def simulated_latencies(run: RequestRun, deployment: Deployment) -> pd.DataFrame:
+    return latencies(simulate(deployment.setup, workload_of(run)).records)
+
+
+def summary(per_request: pd.DataFrame) -> dict[str, dict]:
+    """TTFT, TPOT and E2E distributions in ms, and ITL's mean.
+
+    The mean gap between consecutive tokens over all requests is total decode time over total
+    gaps; its percentiles would need every token's time, which request timestamps do not give.
+    """
+    out = {metric: distribution_ms(per_request[metric]) for metric in METRICS}
+    gaps = per_request["gaps"].sum()
+    itl = float(per_request["decode_s"].sum() / gaps * 1e3) if gaps else None
+    out["ITL"] = {"mean": itl} | {stat: None for stat in STATS[1:]}
+    return out
+
+
 def simulated(run: RequestRun, deployment: Deployment) -> dict[str, dict]:
-    records = simulate(deployment.setup, workload_of(run)).records
-    return {"TTFT": distribution_ms(records["ttft_s"]), "TPOT": distribution_ms(records["tpot_s"]),
-            "E2E": distribution_ms(records["e2e_s"])}
+    return summary(simulated_latencies(run, deployment))
 
 
 def comparison(run: RequestRun, deployment: Deployment) -> pd.DataFrame:
     """One row per metric and statistic: measured and simulated ms, absolute % error."""
-    real, sim = run.measured(), simulated(run, deployment)
+    return errors_of(run, simulated_latencies(run, deployment))
+
+
+def errors_of(run: RequestRun, simulated_frame: pd.DataFrame) -> pd.DataFrame:
+    """``comparison`` for latencies already simulated."""
+    real, sim = summary(latencies(run.requests)), summary(simulated_frame)
     rows = []
-    for metric in METRICS:
+    for metric in (*METRICS, "ITL"):
         for stat in STATS:
             m, s = real[metric][stat], sim[metric][stat]
             ape = abs(s - m) / m * 100 if m and s is not None else np.nan

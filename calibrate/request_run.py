@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from calibrate.errors import CalibrationError
-from sim.metrics import distribution_ms
 
 REQUEST_COLUMNS = ["arrival_s", "prompt_tokens", "output_tokens", "first_token_s", "finish_s"]
 PREFIX_COLUMNS = ["prefix_group", "prefix_tokens"]  # optional: 0 = no shared prefix
@@ -50,16 +49,6 @@ class RequestRun:
     name: str
     config: RunConfig
     requests: pd.DataFrame
-
-    def measured(self) -> dict[str, dict]:
-        """TTFT, TPOT and E2E distributions (ms) as the engine's timestamps give them."""
-        r = self.requests
-        decode = (r["output_tokens"] - 1).where(r["output_tokens"] > 1)
-        return {
-            "TTFT": distribution_ms(r["first_token_s"] - r["arrival_s"]),
-            "TPOT": distribution_ms((r["finish_s"] - r["first_token_s"]) / decode),
-            "E2E": distribution_ms(r["finish_s"] - r["arrival_s"]),
-        }
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)

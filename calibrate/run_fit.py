@@ -17,7 +17,7 @@ import dataclasses
 import numpy as np
 from scipy.optimize import least_squares
 
-from calibrate.replay import deployment_for, simulated, with_coefficients
+from calibrate.replay import deployment_for, latencies, simulated, summary, with_coefficients
 from calibrate.request_run import RequestRun
 from sim.latency_profile import Coefficients
 
@@ -32,7 +32,7 @@ def fit_to_runs(runs: list[RequestRun], start: Coefficients,
     if not runs:
         raise ValueError("nothing to fit: no runs")
     deployments = [deployment_for(run) for run in runs]
-    measured = [run.measured() for run in runs]
+    measured = [summary(latencies(run.requests)) for run in runs]
     lower = np.array([_BOUNDS.get(n, (0.0, np.inf))[0] for n in free])
     upper = np.array([_BOUNDS.get(n, (0.0, np.inf))[1] for n in free])
 

@@ -86,9 +86,17 @@ def test_replaying_a_bundled_run_gives_the_documented_errors() -> None:
 def test_ingest_validate_and_fit_from_the_command_line(tmp_path: Path, capsys) -> None:
     assert main(["calibrate", "ingest", "llmservingsim-runs", "--out", str(tmp_path / "runs")]) == 0
     run = tmp_path / "runs" / "rtxpro6000-llama-3.1-8b"
-    report = tmp_path / "report.md"
+    report = tmp_path / "report"
     assert main(["calibrate", "validate", str(run), "--report", str(report)]) == 0
-    assert "| rtxpro6000-llama-3.1-8b | TPOT | 32.5 / 29.8 (8.3 %)" in report.read_text()
+    text = (report / "report.md").read_text()
+    assert "| rtxpro6000-llama-3.1-8b | TPOT | 32.5 / 29.8 (8.3 %)" in text
+    # ITL: the mean gap over all tokens (no percentiles from request timestamps)
+    assert "| rtxpro6000-llama-3.1-8b | ITL | 32.4 / 29.7 (8.3 %) | – |" in text
+    for chart in ("errors.png", "rtxpro6000-llama-3.1-8b.png"):
+        assert f"]({chart})" in text
+        assert (report / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (tmp_path / "file").write_text("")
+    assert main(["calibrate", "validate", str(run), "--report", str(tmp_path / "file")]) == 2
     profile = tmp_path / "fitted.yaml"
     assert main(["calibrate", "fit", str(run), "--out", str(profile)]) == 0
     capsys.readouterr()

@@ -15,7 +15,7 @@
    Prefix caching is on in the engine and in the simulator.
 
 The engine's own timestamps (not client-side streaming gaps) are the measurement. The CPU's
-figures in the device file are nominal; the fit absorbs what they get wrong.
+figures in the catalog (`x86-cpu-2c`) are nominal; the fit absorbs what they get wrong.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -37,6 +36,7 @@ from calibrate.profile_fit import fit_profile, median_ape  # noqa: E402
 from calibrate.replay import comparison, deployment_for  # noqa: E402
 from calibrate.request_run import RunConfig  # noqa: E402
 from calibrate.step_fit import physically_possible, profile_coefficients  # noqa: E402
+from calibrate.step_sample import write_samples  # noqa: E402
 from calibrate.vllm_run import (EngineSettings, measured_run, replay_plan, run_driver,  # noqa: E402
                                 step_samples, sweep_plan)
 from sim.latency_profile import load_profile  # noqa: E402
@@ -51,12 +51,9 @@ TINY_LLAMA = {
     "hidden_act": "silu", "tie_word_embeddings": False, "bos_token_id": 1, "eos_token_id": 2,
     "torch_dtype": "float32",
 }
-CPU_DEVICE = {
-    "id": "ci-cpu", "name": "x86 CPU, 2 cores (nominal figures)", "vendor": "x86",
-    "hbm_gib": 8.0, "mem_bandwidth_gb_per_s": 10.0, "bf16_tflops": 0.03, "fp32_tflops": 0.064,
-    "fp8_tflops": None, "int8_tops": 0.1, "interconnect": "pcie", "interconnect_gb_per_s": 10.0,
-    "source": "nominal: 2 cores x 2 GHz x 16 fp32 FLOP per cycle; bandwidth a round guess",
-}
+# the simulator's names for the model and the machine (sim/catalog: models/tiny-llama.json is
+# TINY_LLAMA, gpus.yaml has the CPU with nominal figures)
+MODEL, DEVICE = "tiny-llama", "x86-cpu-2c"
 REPLAYS = 3
 SETTINGS = EngineSettings(dtype="float32", max_model_len=2048, max_num_batched_tokens=2048,
                           max_num_seqs=128, prefix_caching=True)
@@ -77,9 +74,6 @@ def run_check(python: Path, folder: Path, quick: bool = False) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "tiny-llama").mkdir(exist_ok=True)
     (folder / "tiny-llama" / "config.json").write_text(json.dumps(TINY_LLAMA))
-    device = folder / "ci-cpu.yaml"
-    device.write_text(yaml.safe_dump(CPU_DEVICE))
-    model = str(folder / "tiny-llama" / "config.json")
 
     # one engine for both, the sweep first: a second process can land on a differently loaded
     # machine, and the comparison should not measure that
@@ -88,8 +82,9 @@ def run_check(python: Path, folder: Path, quick: bool = False) -> dict:
         plan["phases"] += replay_plan(held_out_workload(), f"replay-{i}",
                                       id_offset=1_000_000 * (i + 1))["phases"][1:]
     result = run_driver(str(python), folder / "tiny-llama", plan, folder / "engine", SETTINGS)
-    samples = physically_possible(step_samples(result, model, str(device), "fp32",
+    samples = physically_possible(step_samples(result, MODEL, DEVICE, "fp32",
                                                skip_phases=("warmup", "replay")))
+    write_samples(samples, folder / "steps.parquet")
     start = profile_coefficients(load_profile("default"))(samples[0])
     fitted = fit_profile(samples, start, per_config=False)
     profile = folder / "ci-cpu-profile.yaml"
@@ -98,13 +93,15 @@ def run_check(python: Path, folder: Path, quick: bool = False) -> dict:
         fitted.base, []), written_by="benchmarks/vllm_cpu_check.py")
 
     meta = result["meta"]
-    config = RunConfig(model=model, gpu=str(device), tensor_parallel=1,
+    config = RunConfig(model=MODEL, gpu=DEVICE, tensor_parallel=1,
                        max_num_seqs=SETTINGS.max_num_seqs,
                        max_num_batched_tokens=SETTINGS.max_num_batched_tokens,
                        block_size=int(meta["block_size"]), prefix_caching=True,
                        weight_dtype="fp32", num_gpu_blocks=int(meta["num_gpu_blocks"]),
                        max_model_len=SETTINGS.max_model_len, source=f"vLLM {meta['vllm']} CPU")
     runs = [measured_run(result, f"replay-{i}", config) for i in range(REPLAYS)]
+    for run in runs:
+        run.save(folder / "runs" / run.name)
     errors = {name: _median([comparison(run, deployment_for(run, str(p))) for run in runs])
               for name, p in (("default", "default"), ("fitted", profile))}
     return {"vllm": meta["vllm"], "steps": len(samples),
@@ -130,7 +127,8 @@ def markdown(result: dict) -> str:
             cells = []
             for stat in ("mean", "p50", "p90"):
                 r = group[group["stat"] == stat].iloc[0]
-                cells.append(f"{r.measured_ms:,.1f} / {r.simulated_ms:,.1f} ({r.ape_pct:.1f} %)")
+                cells.append("–" if np.isnan(r.measured_ms) else  # ITL: only its mean is known
+                             f"{r.measured_ms:,.1f} / {r.simulated_ms:,.1f} ({r.ape_pct:.1f} %)")
             lines.append(f"| {name} | {metric} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -13,6 +13,11 @@ hand-set roofline (`default`) as the start:
   runs (calibrate/data/llmservingsim_vllm_bench), fitted by replay to their mean TPOT, E2E and
   TTFT (memory efficiency and step overhead).
 
+* The 2-core CPU servesim's tests run vLLM 0.32's CPU backend on (`x86-cpu-2c`), with the
+  catalog's `tiny-llama` in fp32: the steps of a full `servesim calibrate run` sweep
+  (calibrate/data/vllm_cpu_tiny_llama); prefill, decode and mixed steps, so every coefficient
+  is fitted.
+
 Left out on purpose: the Splitwise A100/H100 microbenchmarks. They come from a 2023 engine 1.6-2x
 slower than vLLM on the same GPU; an override from them would make A100 predictions mimic that
 engine. Configurations without an override keep using `default`.
@@ -30,10 +35,12 @@ from calibrate.profile_file import profile_document, write_profile  # noqa: E402
 from calibrate.run_fit import fit_to_runs  # noqa: E402
 from calibrate.sources import h100_vllm_steps, llmservingsim  # noqa: E402
 from calibrate.step_fit import OVERHEADS, fit, physically_possible  # noqa: E402
+from calibrate.step_sample import read_samples  # noqa: E402
 from sim.gpu import load_gpu  # noqa: E402
 from sim.latency_profile import Coefficients, load_profile  # noqa: E402
 
 OUT = ROOT / "sim" / "catalog" / "profiles" / "calibrated.yaml"
+CPU_STEPS = ROOT / "calibrate" / "data" / "vllm_cpu_tiny_llama" / "steps.parquet"
 
 
 def main(out: Path = OUT) -> None:
@@ -54,6 +61,10 @@ def main(out: Path = OUT) -> None:
         fitted = fit_to_runs([run], start(*run.config.key))
         overrides.append((run.config.key, fitted, f"run {run.name} ({run.config.source})"))
         print("run", run.config.key, fitted)
+    cpu = physically_possible(read_samples(CPU_STEPS))
+    fitted = fit(cpu, start(*cpu[0].config))
+    overrides.append((cpu[0].config, fitted, f"{len(cpu)} steps of {cpu[0].source}"))
+    print("steps", cpu[0].config, fitted)
     keys = ("model", "gpu", "tensor_parallel", "weight_dtype")
     source = ("Per-configuration fits to measurements of current vLLM engines; every other "
               "configuration falls back to the default roofline. " + "; ".join(

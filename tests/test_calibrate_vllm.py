@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from calibrate.errors import CalibrationError
@@ -135,3 +136,34 @@ def test_the_transformers_profiler_writes_samples_a_fit_reads(tmp_path: Path) ->
     assert samples[0].source.startswith("transformers")
     decode = [s for s in samples if s.batch.decode_seqs == 16]
     assert decode and decode[0].batch.decode_context_tokens == 16 * 513
+
+
+CPU_DATA = ROOT / "calibrate" / "data" / "vllm_cpu_tiny_llama"
+
+
+def test_the_catalogs_tiny_llama_is_the_model_the_engine_runs() -> None:
+    import json
+
+    from benchmarks.vllm_cpu_check import MODEL, TINY_LLAMA
+
+    catalog = json.loads((ROOT / "sim" / "catalog" / "models" / f"{MODEL}.json").read_text())
+    assert catalog == TINY_LLAMA
+
+
+def test_the_shipped_cpu_profile_meets_the_accuracy_target_on_runs_it_was_not_fitted_on() -> None:
+    """The bundled replays of another workload on the real engine (not used for fitting: the
+    profile comes from the sweep's steps) against `latency_profile: auto`: median over the
+    runs of the APE of the mean, E2E and TPOT <= 10 %, TTFT <= 20 % (measured: 4.5 / 5.5 /
+    3.1 %)."""
+    from calibrate.replay import comparison, deployment_for
+    from calibrate.request_run import load_run
+
+    runs = [load_run(folder) for folder in sorted((CPU_DATA / "runs").iterdir())]
+    assert len(runs) == 3 and all("prefix_group" in r.requests.columns for r in runs)
+    deployment = deployment_for(runs[0], "auto")
+    assert deployment.profile.name == "calibrated"
+    errors = [comparison(run, deployment_for(run, "auto")) for run in runs]
+    means = pd.concat(errors).query("stat == 'mean'").groupby("metric")["ape_pct"].median()
+    assert means["E2E"] <= 10 and means["TPOT"] <= 10 and means["TTFT"] <= 20, means
+    default = [comparison(run, deployment_for(run, "default")) for run in runs]
+    assert pd.concat(default).query("stat == 'mean' and metric == 'E2E'")["ape_pct"].min() > 40

@@ -50,6 +50,22 @@ def test_a_replay_plan_keeps_arrivals_lengths_and_shared_prefixes() -> None:
     assert len(first) == 200 and first[:128] == other[:128] and first[128:] != other[128:]
 
 
+def test_the_real_engine_check_puts_a_replay_after_each_sweep_repeat() -> None:
+    """Blocking against the machine's drift: fit data and held-out data share its spells."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.vllm_cpu_check import SETTINGS, interleaved_plan
+
+    sweep = sweep_plan(SETTINGS)
+    names = [p["name"] for p in interleaved_plan(sweep)["phases"]]
+    assert len(names) == len(sweep["phases"]) + 3
+    for i in range(3):
+        before = names[:names.index(f"replay-{i}")]
+        assert before[-1].endswith(f"-{i}") and not any(
+            n.endswith(f"-{i + 1}") for n in before if not n.startswith(("replay", "warmup")))
+    quick = [p["name"] for p in interleaved_plan(sweep_plan(SETTINGS, quick=True))["phases"]]
+    assert quick[-2:] == ["replay-1", "replay-2"]  # two repeats, three replays
+
+
 def test_a_recorded_step_becomes_the_latency_models_batch() -> None:
     batch = step_batch([["prefill", 100, 0], ["prefill", 50, 200], ["decode", 1, 63],
                         ["decode", 1, 9]])

@@ -104,6 +104,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--max-num-seqs", type=int, default=128)
     run.add_argument("--max-model-len", type=int, default=2048)
     run.add_argument("--tensor-parallel", type=int, default=1)
+    run.add_argument("--no-prefix-caching", dest="prefix_caching", action="store_false",
+                     help="run the engine without prefix caching (on by default, as in vLLM; "
+                     "on, the sweep also profiles prompts whose prefix is cached)")
     run.add_argument("--quick", action="store_true", help="a smaller sweep (a few minutes)")
     run.add_argument("--out", type=Path, required=True, help="folder to write")
     run.set_defaults(handler=_run)
@@ -267,7 +270,8 @@ def engine_settings(args: argparse.Namespace) -> EngineSettings:
     return EngineSettings(dtype=TORCH_DTYPES[args.weight_dtype],
                           max_model_len=args.max_model_len,
                           max_num_batched_tokens=args.max_num_batched_tokens,
-                          max_num_seqs=args.max_num_seqs, tensor_parallel=args.tensor_parallel)
+                          max_num_seqs=args.max_num_seqs, tensor_parallel=args.tensor_parallel,
+                          prefix_caching=args.prefix_caching)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -7,7 +7,9 @@ writes its plan, starts it and reads its result JSON, so servesim itself never i
 A profiling sweep is a series of phases, each run to completion before the next: warm-up
 (first steps of a new shape are slow), single prompts over token counts (prefill steps),
 batches of equal prompts decoding together over batch sizes and context lengths (decode
-steps; their prompts, chunked under the token budget, also give mixed steps), each repeated.
+steps; their prompts, chunked under the token budget, also give mixed steps), and, with prefix
+caching on, prompts whose prefix the previous phase left in the cache (prefill steps that skip
+the cached tokens but attend to them), each repeated.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class EngineSettings:
     max_num_batched_tokens: int = 2048
     max_num_seqs: int = 128
     tensor_parallel: int = 1
-    prefix_caching: bool = False
+    prefix_caching: bool = True  # vLLM's default
     load_format: str = "dummy"  # random weights of the real shape: timing does not need real ones
     cpu_kv_cache_gib: float = 1.0  # VLLM_CPU_KVCACHE_SPACE on CPU engines
 
@@ -49,6 +51,9 @@ class EngineSettings:
                 "--max-num-seqs", str(self.max_num_seqs),
                 "--tensor-parallel", str(self.tensor_parallel), "--load-format", self.load_format]
         return args + (["--prefix-caching"] if self.prefix_caching else [])
+
+
+PREFIX_OWN = 64  # tokens after the cached prefix in the sweep's prefix-hit prompts
 
 
 def _phase(name: str, requests: list[dict]) -> dict:
@@ -81,6 +86,15 @@ def sweep_plan(settings: EngineSettings, quick: bool = False) -> dict:
                 phases.append(_phase(f"decode-{batch}x{context}-{rep}",
                                      _requests(batch, context, output, next_id)))
                 next_id += batch
+        if settings.prefix_caching:
+            for cached in (n for n in (256, 1024) if n + PREFIX_OWN < settings.max_model_len):
+                group = 500_000 + 10 * rep + cached // 256  # new per repeat: a cold cache first
+                for name in ("prefix-warm", "prefix-hit"):
+                    request = {"id": next_id, "arrival_s": 0.0, "output_tokens": 1,
+                               "prompt_tokens": cached + PREFIX_OWN, "prefix_group": group,
+                               "prefix_tokens": cached}
+                    phases.append(_phase(f"{name}-{cached}-{rep}", [request]))
+                    next_id += 1
     return {"phases": phases}
 
 

@@ -33,6 +33,17 @@ def test_a_sweep_covers_prefill_and_decode_shapes_and_repeats_them() -> None:
     assert {r["output_tokens"] for r in decode["requests"]} == {6 + 2 + 16 * 512 // 2048}
     ids = [r["id"] for p in plan["phases"] for r in p["requests"]]
     assert len(ids) == len(set(ids))
+    # with prefix caching (vLLM's default) a prompt follows one that left its prefix cached
+    warm, hit = (next(p["requests"][0] for p in plan["phases"] if p["name"] == name)
+                 for name in ("prefix-warm-256-1", "prefix-hit-256-1"))
+    assert warm["prefix_group"] == hit["prefix_group"] and warm["id"] != hit["id"]
+    assert hit["prefix_tokens"] == 256 and hit["prompt_tokens"] == 256 + 64
+    assert token_ids(warm, 32000)[:256] == token_ids(hit, 32000)[:256]
+    groups = {p["requests"][0]["prefix_group"] for p in plan["phases"]
+              if p["name"].startswith("prefix-warm")}
+    assert len(groups) == 2 * 2  # two prefix lengths x two repeats, each cold at first
+    plain = sweep_plan(EngineSettings(prefix_caching=False), quick=True)
+    assert not any(p["name"].startswith("prefix") for p in plain["phases"])
 
 
 def test_a_replay_plan_keeps_arrivals_lengths_and_shared_prefixes() -> None:

@@ -63,11 +63,10 @@ def with_coefficients(deployment: Deployment, coefficients: Coefficients) -> Dep
 
 
 def workload_of(run: RequestRun) -> Workload:
-    r = run.requests
-    if "prefix_group" not in r.columns:
-        return Workload.from_arrays(r["arrival_s"], r["prompt_tokens"], r["output_tokens"])
+    r = run.requests  # the prefix columns are optional: None means no shared prefixes
     return Workload.from_arrays(r["arrival_s"], r["prompt_tokens"], r["output_tokens"],
-                                prefix_key=r["prefix_group"], prefix_tokens=r["prefix_tokens"])
+                                prefix_key=r.get("prefix_group"),
+                                prefix_tokens=r.get("prefix_tokens"))
 
 
 def latencies(frame: pd.DataFrame) -> pd.DataFrame:

@@ -136,7 +136,7 @@ def _write_outputs(folder: Path, outcome) -> None:
     outcome.result.records.to_parquet(folder / "requests.parquet", index=False)
     outcome.result.steps.to_parquet(folder / "steps.parquet", index=False)
     (folder / "summary.json").write_text(json.dumps(outcome.summary, indent=2) + "\n")
-    (folder / "scenario.yaml").write_text(scenario_yaml(outcome.deployment.scenario))
+    (folder / "scenario.yaml").write_text(scenario_yaml(outcome.scenario))
 
 
 class _progress:

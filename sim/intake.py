@@ -152,7 +152,7 @@ def open_loop(env, intake: Intake, rows: Iterator[Row], clock: ArrivalClock,
             if request is None:
                 continue
             if replica is None:
-                replica = router.pick(replicas)  # a group goes to one replica
+                replica = router.pick(replicas, request)  # a group goes to one replica
             if gateway is not None:
                 intake.hold_s.append(release_s - row.arrival_s)
             replica.submit(request)
@@ -192,5 +192,5 @@ class ClosedLoop:
         for row in self.rows:
             request = self.intake.request(row, self.env.now)
             if request is not None:
-                self.intake.router.pick(self.intake.replicas).submit(request)
+                self.intake.router.pick(self.intake.replicas, request).submit(request)
                 return

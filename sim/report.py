@@ -84,14 +84,11 @@ def format_table(summary: dict) -> str:
     req, thr, kv, cost = summary["requests"], summary["throughput"], summary["kv"], summary["cost"]
     slo, good = summary["slo"], summary["goodput"]
     lines = [
-        f"{summary['scenario']}: {summary['model']} on {summary['replicas']} x "
-        f"{summary['gpu']} (TP {summary['tensor_parallel']}), seed {summary['seed']}",
-        f"latency profile: {_profile_line(summary['latency_profile'])}",
-        f"engine     {_engine_line(summary['engine'])}",
-        *_gateway_lines(summary.get("gateway")),
+        *(_fleet_head(summary) if "pools" in summary else _pool_head(summary)),
         "",
         f"requests   {req['completed']:,} completed of {req['arrived']:,} arrived, "
-        f"{req['rejected']:,} rejected, {req['truncated_outputs']:,} outputs truncated",
+        f"{req['rejected']:,} rejected{_reasons(req['rejected_reasons'])}, "
+        f"{req['truncated_outputs']:,} outputs truncated",
         f"simulated  {_fmt(summary['duration_s'])} s in {summary['wall_s']:.2f} s wall",
         "",
         "latency (ms unless marked)",
@@ -115,8 +112,10 @@ def format_table(summary: dict) -> str:
         lines.append(f"goodput    {_fmt(good['requests_per_s'], 2)} req/s "
                      f"({_fmt(100 * (good['fraction_meeting_slo'] or 0), 1)} % of requests)")
     batch = summary["batch_size"]
+    blocks = (f"{kv['num_gpu_blocks']:,} blocks x {kv['block_size']} tokens"
+              if "block_size" in kv else f"{kv['num_gpu_blocks']:,} blocks in all pools")
     lines += [
-        f"KV cache   {kv['num_gpu_blocks']:,} blocks x {kv['block_size']} tokens, "
+        f"KV cache   {blocks}, "
         f"mean use {100 * kv['mean_utilization']:.1f} %, {kv['preemptions']:,} preemptions, "
         f"prefix hit rate {100 * kv['prefix_cache_hit_rate']:.1f} %",
         f"KV waste   {_waste_line(kv['waste'])}",
@@ -129,5 +128,58 @@ def format_table(summary: dict) -> str:
         f"${_fmt(cost['usd_per_million_output_tokens'], 3)} per 1M output tokens, "
         f"{_fmt(cost['output_tokens_per_usd'], 0)} output tokens per $",
         f"           ${_fmt(cost['monthly_usd'], 0)} per month for this fleet",
+        *_quality_lines(summary.get("quality")),
     ]
     return "\n".join(lines)
+
+
+def _pool_head(summary: dict) -> list[str]:
+    return [
+        f"{summary['scenario']}: {summary['model']} on {summary['replicas']} x "
+        f"{summary['gpu']} (TP {summary['tensor_parallel']}, {summary['weight_dtype']}), "
+        f"seed {summary['seed']}",
+        f"latency profile: {_profile_line(summary['latency_profile'])}",
+        f"engine     {_engine_line(summary['engine'])}",
+        *_gateway_lines(summary.get("gateway")),
+    ]
+
+
+def _fleet_head(summary: dict) -> list[str]:
+    """The fleet in one line, then a line per pool with its share, latency, cost and profile."""
+    pools = summary["pools"]
+    lines = [f"{summary['scenario']}: a fleet of {len(pools)} pools, {summary['replicas']} "
+             f"replicas, {summary['cost']['gpus']} GPUs, seed {summary['seed']}",
+             f"  {'pool':<12}{'serves':>8}  {'replicas x GPU (TP, weights)':<36}{'TTFT p95':>10}"
+             f"{'TPOT p95':>10}{'$/hour':>10}  model, latency profile"]
+    for name, pool in pools.items():
+        hardware = (f"{pool['replicas']} x {pool['gpu']} (TP {pool['tensor_parallel']}, "
+                    f"{pool['weight_dtype']})")
+        lines.append(
+            f"  {name[:12]:<12}{100 * pool['share_of_requests']:>7.1f}%  {hardware:<36}"
+            f"{_latency(pool['ttft_ms']['p95']):>10}{_latency(pool['tpot_ms']['p95']):>10}"
+            f"{pool['cost']['usd_per_hour']:>10.2f}  {pool['model']}, "
+            f"{_profile_line(pool['latency_profile'])}"
+        )
+    return lines
+
+
+def _reasons(reasons: dict) -> str:
+    if not reasons:
+        return ""
+    return " (" + ", ".join(f"{count:,} {reason.replace('_', ' ')}"
+                            for reason, count in reasons.items()) + ")"
+
+
+def _quality_lines(quality: dict | None) -> list[str]:
+    """The accuracy the weight format keeps, beside the cost, so cheaper never hides worse."""
+    if not quality:
+        return []
+    lines = []
+    for entry in quality.values():
+        if entry["percent"] is None:
+            figure = "no published accuracy figure"
+        else:
+            figure = f"{entry['percent']:.1f} % of the unquantized model's score"
+        lines.append(f"quality    {entry['model']} {entry['weight_dtype']}: {figure} "
+                     f"({entry['basis']}{'' if entry['exact_model'] else ', borrowed'})")
+    return lines

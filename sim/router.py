@@ -6,10 +6,16 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from sim.replica import Replica
+from sim.request import Request
+
+# How many more requests than the least busy replica the replica holding a request's prefix
+# may have and still get it. A cache hit saves the prefix's prefill, but a queue of this many
+# requests ahead costs more than that, so past it the request goes where it will start sooner.
+AFFINITY_SLACK = 8
 
 
 class Router(Protocol):
-    def pick(self, replicas: Sequence[Replica]) -> Replica: ...
+    def pick(self, replicas: Sequence[Replica], request: Request) -> Replica: ...
 
     def peek(self, replicas: Sequence[Replica]) -> Replica | None:
         """The replica the next request will go to, if that is known before it arrives."""
@@ -21,7 +27,7 @@ class RoundRobin:
     def __init__(self) -> None:
         self._next = 0
 
-    def pick(self, replicas: Sequence[Replica]) -> Replica:
+    def pick(self, replicas: Sequence[Replica], request: Request) -> Replica:
         replica = replicas[self._next % len(replicas)]
         self._next += 1
         return replica
@@ -33,16 +39,48 @@ class RoundRobin:
 class LeastOutstanding:
     """The replica with the fewest requests waiting or running (lowest index on ties)."""
 
-    def pick(self, replicas: Sequence[Replica]) -> Replica:
-        if len(replicas) == 1:
-            return replicas[0]
-        return min(replicas, key=lambda r: r.num_outstanding)
+    def pick(self, replicas: Sequence[Replica], request: Request) -> Replica:
+        return least_busy(replicas)
 
     def peek(self, replicas: Sequence[Replica]) -> Replica | None:
         return replicas[0] if len(replicas) == 1 else None  # depends on the load at arrival
 
 
-ROUTERS = {"round_robin": RoundRobin, "least_outstanding": LeastOutstanding}
+class PrefixAffinity:
+    """Requests sharing a prefix go to the replica that served that prefix last, so its
+    prefix cache is hit instead of every replica caching every prefix; requests without a
+    shareable prefix, and requests whose replica is ``AFFINITY_SLACK`` requests busier than the
+    least busy one, go to the least busy replica (which then holds their prefix)."""
+
+    def __init__(self, slack: int = AFFINITY_SLACK) -> None:
+        self.slack = slack
+        self._holder: dict[int, int] = {}  # first block hash -> replica index
+
+    def pick(self, replicas: Sequence[Replica], request: Request) -> Replica:
+        least = least_busy(replicas)
+        if not request.block_hashes:
+            return least
+        key = request.block_hashes[0]
+        held = self._holder.get(key)
+        if held is not None and held < len(replicas):
+            holder = replicas[held]
+            if holder.num_outstanding <= least.num_outstanding + self.slack:
+                return holder
+        self._holder[key] = least.index
+        return least
+
+    def peek(self, replicas: Sequence[Replica]) -> Replica | None:
+        return replicas[0] if len(replicas) == 1 else None
+
+
+def least_busy(replicas: Sequence[Replica]) -> Replica:
+    if len(replicas) == 1:
+        return replicas[0]
+    return min(replicas, key=lambda r: r.num_outstanding)
+
+
+ROUTERS = {"round_robin": RoundRobin, "least_outstanding": LeastOutstanding,
+           "prefix_affinity": PrefixAffinity}
 
 
 def make_router(name: str) -> Router:

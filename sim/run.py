@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,10 +44,19 @@ class Deployment:
 
 @dataclass(frozen=True)
 class RunOutcome:
-    deployment: Deployment
+    """A finished run: for a fleet, ``result`` merges its pools (records and steps carry a
+    ``pool`` column) and ``deployments`` has one entry per pool, in the fleet's order."""
+
+    scenario: Scenario
+    deployments: tuple[Deployment, ...]
     workload: Workload | TraceReplay
     result: SimulationResult
     summary: dict
+
+    @property
+    def deployment(self) -> Deployment:
+        """The first (for a one-pool scenario, the only) pool's deployment."""
+        return self.deployments[0]
 
 
 def resolve(scenario: Scenario) -> Deployment:
@@ -183,33 +192,55 @@ def run_scenario(
     scenario: Scenario,
     progress: Callable[[int, int], None] | None = None,
 ) -> RunOutcome:
+    if scenario.is_fleet:
+        from sim.fleet import run_fleet  # the fleet runs its pools through this module
+
+        return run_fleet(scenario, progress)
     deployment = resolve(scenario)
+    source = workload_source(scenario)
+    result = simulate_pool(deployment, source, progress)
+    summary = summarize(deployment, result)
+    if isinstance(source, TraceReplay):
+        add_trace_summary(summary, source)
+    return RunOutcome(scenario, (deployment,), source, result, summary)
+
+
+def workload_source(scenario: Scenario) -> Workload | TraceReplay:
+    """The scenario's requests: drawn from its distributions, or a trace to stream."""
     spec = scenario.workload
     if spec.trace is not None:
-        replay = TraceReplay(spec.trace, seed=scenario.seed, num_requests=spec.num_requests,
-                             max_tokens=spec.max_tokens)
-        try:
-            result = simulate(deployment.setup, replay, progress)
-        except TraceError as exc:
-            raise ScenarioError(f"workload.trace: {exc}") from None
-        if replay.requests == 0:
-            raise ScenarioError(f"workload.trace: no requests to replay ({replay.summary()})")
-        summary = summarize(deployment, result)
-        summary["trace"] = replay.summary()
-        cuts = summary["trace"].get("transforms", {})  # caps applied while the trace streamed
-        summary["requests"]["capped_by_max_tokens"] += cuts.get("truncated_requests", 0)
-        summary["requests"]["output_tokens_saved"] += cuts.get("output_tokens_saved", 0)
-        return RunOutcome(deployment, replay, result, summary)
+        return TraceReplay(spec.trace, seed=scenario.seed, num_requests=spec.num_requests,
+                           max_tokens=spec.max_tokens)
     workload = generate_workload(spec, np.random.default_rng(scenario.seed))
     if len(workload) == 0:
         raise ScenarioError(
             "workload: the arrival process produced no requests (rate x duration is too small); "
             "raise workload.arrivals.rate_per_s or workload.duration_s, or give num_requests"
         )
-    if not deployment.setup.limits.chunked_prefill and deployment.setup.batching is None:
-        _check_prompts_fit_one_step(workload, deployment)
-    result = simulate(deployment.setup, workload, progress)
-    return RunOutcome(deployment, workload, result, summarize(deployment, result))
+    return workload
+
+
+def simulate_pool(deployment: Deployment, source: Workload | Iterable[Workload],
+                  progress: Callable[[int, int], None] | None = None) -> SimulationResult:
+    """Simulate one pool on its requests; a trace's bad rows become a ScenarioError."""
+    if (isinstance(source, Workload) and not deployment.setup.limits.chunked_prefill
+            and deployment.setup.batching is None):
+        _check_prompts_fit_one_step(source, deployment)
+    try:
+        return simulate(deployment.setup, source, progress)
+    except TraceError as exc:
+        raise ScenarioError(f"workload.trace: {exc}") from None
+
+
+def add_trace_summary(summary: dict, replay: TraceReplay) -> None:
+    """What the trace replay read and transformed; caps applied while it streamed count as
+    capped outputs too."""
+    if replay.requests == 0:
+        raise ScenarioError(f"workload.trace: no requests to replay ({replay.summary()})")
+    summary["trace"] = replay.summary()
+    cuts = summary["trace"].get("transforms", {})
+    summary["requests"]["capped_by_max_tokens"] += cuts.get("truncated_requests", 0)
+    summary["requests"]["output_tokens_saved"] += cuts.get("output_tokens_saved", 0)
 
 
 def _check_prompts_fit_one_step(workload: Workload, deployment: Deployment) -> None:
@@ -227,15 +258,10 @@ def summarize(deployment: Deployment, result: SimulationResult) -> dict:
     """The run's figures as one JSON-ready dict (the CLI's --format json output)."""
     scenario = deployment.scenario
     records = result.records
-    completed = records[records["status"] == "completed"]
     duration = metrics.makespan_s(records)
-    slo = scenario.slo
-    ttft = metrics.distribution_ms(completed["ttft_s"])
-    tpot = metrics.distribution_ms(completed["tpot_s"])
+    completed = records[records["status"] == "completed"]
     output_tokens = int(completed["output_tokens"].sum())
     total_tokens = output_tokens + int(completed["prompt_tokens"].sum())
-    busy_s = float(result.steps["duration_s"].sum())  # replicas are busy exactly while stepping
-    busy = busy_s / (result.replicas * duration) if duration > 0 else 0.0
     return {
         "scenario": scenario.name,
         "seed": scenario.seed,
@@ -243,9 +269,37 @@ def summarize(deployment: Deployment, result: SimulationResult) -> dict:
         "gpu": deployment.gpu.id,
         "tensor_parallel": scenario.hardware.tensor_parallel,
         "replicas": scenario.hardware.replicas,
+        "weight_dtype": scenario.engine.weight_dtype,
         "max_model_len": deployment.setup.max_model_len,
         "latency_profile": _profile_summary(deployment),
         "engine": _engine_summary(scenario.engine, deployment.setup.limits),
+        **request_figures(scenario, result, duration),
+        "kv": {
+            "num_gpu_blocks": result.num_gpu_blocks,
+            "block_size": deployment.setup.limits.block_size,
+            "mean_utilization": metrics.kv_mean_utilization(result, duration),
+            "preemptions": result.preemptions,
+            "prefix_cache_hit_rate": result.prefix_cache_hit_rate,
+            "allocation": scenario.engine.kv_allocation_used,
+            "waste": waste_shares(result.steps),
+        },
+        "batch_size": metrics.batch_size_distribution(result.steps),
+        "gateway": _gateway_summary(scenario, result),
+        "replica_busy_fraction": replica_busy_fraction(result, duration),
+        "cost": cost_summary(deployment.price, duration, output_tokens, total_tokens),
+        "wall_s": result.wall_s,
+    }
+
+
+def request_figures(scenario: Scenario, result: SimulationResult, duration: float) -> dict:
+    """What the requests saw (counts, latency distributions, throughput, SLO verdict): the
+    part of a summary that is the same for one pool and for a whole fleet."""
+    records = result.records
+    completed = records[records["status"] == "completed"]
+    slo = scenario.slo
+    ttft = metrics.distribution_ms(completed["ttft_s"])
+    tpot = metrics.distribution_ms(completed["tpot_s"])
+    return {
         "requests": {
             "arrived": len(records),
             "completed": len(completed),
@@ -266,21 +320,13 @@ def summarize(deployment: Deployment, result: SimulationResult) -> dict:
         "goodput": metrics.goodput(completed, len(records), duration, slo.ttft_p95_ms,
                                    slo.tpot_p95_ms),
         "slo": _slo_verdict(slo.ttft_p95_ms, slo.tpot_p95_ms, ttft, tpot),
-        "kv": {
-            "num_gpu_blocks": result.num_gpu_blocks,
-            "block_size": deployment.setup.limits.block_size,
-            "mean_utilization": metrics.kv_mean_utilization(result, duration),
-            "preemptions": result.preemptions,
-            "prefix_cache_hit_rate": result.prefix_cache_hit_rate,
-            "allocation": scenario.engine.kv_allocation_used,
-            "waste": waste_shares(result.steps),
-        },
-        "batch_size": metrics.batch_size_distribution(result.steps),
-        "gateway": _gateway_summary(scenario, result),
-        "replica_busy_fraction": busy,
-        "cost": cost_summary(deployment.price, duration, output_tokens, total_tokens),
-        "wall_s": result.wall_s,
     }
+
+
+def replica_busy_fraction(result: SimulationResult, duration: float) -> float:
+    """Share of replica-time spent stepping (replicas are busy exactly while stepping)."""
+    busy_s = float(result.steps["duration_s"].sum())
+    return busy_s / (result.replicas * duration) if duration > 0 else 0.0
 
 
 def _gateway_summary(scenario: Scenario, result: SimulationResult) -> dict | None:

@@ -34,8 +34,10 @@ class HardwareSpec(BaseModel):
     replicas: Annotated[int, Field(ge=1, le=100_000)] = 1
     gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.9
     price_usd_per_hour: Annotated[float, Field(ge=0)] | None = None  # per GPU; overrides the table
-    price_tier: Literal["on_demand", "spot"] = "on_demand"
-    router: Literal["round_robin", "least_outstanding"] = "least_outstanding"
+    price_tier: Literal["on_demand", "spot", "reserved"] = "on_demand"
+    # within the pool: replicas in turn, the least busy one, or (prefix_affinity) the replica
+    # that already holds the request's shared prefix unless it is much busier than the others
+    router: Literal["round_robin", "least_outstanding", "prefix_affinity"] = "least_outstanding"
 
 
 SchedulerName = Literal["continuous", "naive", "static", "dynamic"]
@@ -148,17 +150,144 @@ class SloSpec(BaseModel):
     tpot_p95_ms: Annotated[float, Field(gt=0)] | None = None
 
 
+PoolName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+class PoolSpec(BaseModel):
+    """One model pool of a fleet: identical replicas of one model on one GPU tier.
+
+    ``engine`` gives only what differs from the scenario's top-level ``engine`` section, so a
+    sweep's ``engine.max_num_seqs=64`` reaches every pool.
+    """
+
+    model_config = _STRICT
+
+    name: PoolName
+    model: str
+    hardware: HardwareSpec
+    engine: dict[str, Any] = Field(default_factory=dict)
+
+
+class RouteSpec(BaseModel):
+    """One routing rule: the requests it matches go to pool ``to``; the first matching rule
+    wins. Conditions left out match everything; ``fraction`` takes that share of the requests
+    that reach this rule and meet its conditions (drawn per request from the scenario's seed),
+    and lets the rest fall through to the next rules."""
+
+    model_config = _STRICT
+
+    to: PoolName
+    endpoints: tuple[str, ...] | None = None  # request class or API endpoint (traces, classes)
+    min_prompt_tokens: Annotated[int, Field(ge=0)] | None = None
+    max_prompt_tokens: Annotated[int, Field(ge=1)] | None = None
+    fraction: Annotated[float, Field(gt=0, le=1)] = 1.0
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> RouteSpec:
+        low, high = self.min_prompt_tokens, self.max_prompt_tokens
+        if low is not None and high is not None and low > high:
+            raise ScenarioError(
+                f"min_prompt_tokens {low} > max_prompt_tokens {high}: no prompt can match; "
+                "swap them"
+            )
+        return self
+
+    @property
+    def is_catch_all(self) -> bool:
+        return (self.endpoints is None and self.min_prompt_tokens is None
+                and self.max_prompt_tokens is None and self.fraction == 1.0)
+
+
+class FleetSpec(BaseModel):
+    """Several model pools behind a router that sends each request to one pool by rules."""
+
+    model_config = _STRICT
+
+    pools: Annotated[tuple[PoolSpec, ...], Field(min_length=1, max_length=64)]
+    routes: tuple[RouteSpec, ...] = ()
+
+    @model_validator(mode="after")
+    def _check_names(self) -> FleetSpec:
+        names = [pool.name for pool in self.pools]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ScenarioError(f"pool names must be unique; repeated: {', '.join(repeated)}")
+        unknown = sorted({r.to for r in self.routes} - set(names))
+        if unknown:
+            raise ScenarioError(
+                f"routes send requests to unknown pool(s) {', '.join(unknown)}; pools are "
+                f"{', '.join(names)}"
+            )
+        if len(self.pools) > 1 and not self.routes:
+            raise ScenarioError(
+                "a fleet with several pools needs routes saying which requests go where, e.g. "
+                f"routes: [{{to: {names[0]}, endpoints: [classify]}}, {{to: {names[-1]}}}]"
+            )
+        unused = [n for n in names if self.routes and n not in {r.to for r in self.routes}]
+        if unused:
+            raise ScenarioError(
+                f"pool(s) {', '.join(unused)} receive no requests (no route sends any there): "
+                "add a route or remove the pool"
+            )
+        return self
+
+
 class Scenario(BaseModel):
+    """A what-if: one pool (``model`` + ``hardware``) or a ``fleet`` of pools, under a load."""
+
     model_config = _STRICT
 
     name: str = "scenario"
     seed: Annotated[int, Field(ge=0)] = 0
-    model: str
-    hardware: HardwareSpec
+    model: str | None = None
+    hardware: HardwareSpec | None = None
     engine: EngineSpec = EngineSpec()
+    fleet: FleetSpec | None = None
     gateway: GatewaySpec | None = None
     workload: WorkloadSpec
     slo: SloSpec = SloSpec()
+    # percent of the unquantized model's score a format keeps, from the user's own evaluation;
+    # replaces the published figure of sim/catalog/quality.csv for that format
+    quality_retention: dict[WeightDtype, Annotated[float, Field(gt=0, le=200)]] = Field(
+        default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_pools(self) -> Scenario:
+        single = self.model is not None or self.hardware is not None
+        if self.fleet is not None and single:
+            raise ScenarioError(
+                "give either model + hardware (one pool) or fleet (several pools), not both; "
+                "move model and hardware into a fleet pool"
+            )
+        if self.fleet is None and (self.model is None or self.hardware is None):
+            missing = [k for k in ("model", "hardware") if getattr(self, k) is None]
+            raise ScenarioError(
+                f"missing {' and '.join(missing)}: a scenario needs model and hardware, or a "
+                "fleet of pools"
+            )
+        if self.fleet is not None:
+            for pool in self.fleet.pools:
+                _pool_engine(self.engine, pool)  # a bad engine key fails here, pool named
+        return self
+
+    @property
+    def is_fleet(self) -> bool:
+        return self.fleet is not None
+
+    def pool_scenarios(self) -> list[tuple[str, Scenario]]:
+        """Each pool as a one-pool scenario (its name, the scenario), in the fleet's order.
+
+        A one-pool scenario is its own single pool, named after its model."""
+        if self.fleet is None:
+            return [(str(self.model), self)]
+        return [
+            (pool.name, self.model_copy(update={
+                "name": f"{self.name}/{pool.name}", "model": pool.model,
+                "hardware": pool.hardware, "engine": _pool_engine(self.engine, pool),
+                "fleet": None,
+            }))
+            for pool in self.fleet.pools
+        ]
 
     @model_validator(mode="after")
     def _check_gateway(self) -> Scenario:
@@ -172,6 +301,17 @@ class Scenario(BaseModel):
 
     def with_seed(self, seed: int) -> Scenario:
         return self.model_copy(update={"seed": seed})
+
+
+def _pool_engine(base: EngineSpec, pool: PoolSpec) -> EngineSpec:
+    """The scenario's engine settings with the pool's own on top, validated together."""
+    merged = {**base.model_dump(exclude_unset=True), **pool.engine}
+    try:
+        return EngineSpec.model_validate(merged)
+    except ValidationError as exc:
+        where = f"fleet.pools[{pool.name}].engine."
+        problems = _describe(exc).replace("  - ", "").splitlines()
+        raise ScenarioError("; ".join(where + problem for problem in problems)) from None
 
 
 def parse_scenario(data: Any, where: str = "scenario") -> Scenario:
@@ -231,18 +371,40 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 def _relative_to(scenario: Scenario, folder: Path) -> Scenario:
     """Read relative file paths in a scenario (model config, device file, latency profile,
     trace) from its folder."""
-    model = _local_file(scenario.model, folder)
-    hardware = scenario.hardware.model_copy(update={"gpu": _local_file(scenario.hardware.gpu,
-                                                                          folder)})
-    engine = scenario.engine.model_copy(
-        update={"latency_profile": _local_file(scenario.engine.latency_profile, folder)}
-    )
+    update: dict[str, Any] = {"engine": _engine_files(scenario.engine, folder)}
+    if scenario.fleet is None:
+        update["model"] = _local_file(str(scenario.model), folder)
+        update["hardware"] = _hardware_files(scenario.hardware, folder)
+    else:
+        pools = tuple(
+            pool.model_copy(update={
+                "model": _local_file(pool.model, folder),
+                "hardware": _hardware_files(pool.hardware, folder),
+                "engine": {**pool.engine, **({"latency_profile": _local_file(
+                    str(pool.engine["latency_profile"]), folder)}
+                    if "latency_profile" in pool.engine else {})},
+            })
+            for pool in scenario.fleet.pools
+        )
+        update["fleet"] = scenario.fleet.model_copy(update={"pools": pools})
     workload = scenario.workload
     if workload.trace is not None:
         trace = workload.trace.model_copy(update={"path": _local_file(workload.trace.path, folder)})
         workload = workload.model_copy(update={"trace": trace})
-    return scenario.model_copy(update={"model": model, "hardware": hardware, "engine": engine,
-                                       "workload": workload})
+    update["workload"] = workload
+    return scenario.model_copy(update=update)
+
+
+def _hardware_files(hardware: HardwareSpec | None, folder: Path) -> HardwareSpec | None:
+    if hardware is None:
+        return None
+    return hardware.model_copy(update={"gpu": _local_file(hardware.gpu, folder)})
+
+
+def _engine_files(engine: EngineSpec, folder: Path) -> EngineSpec:
+    return engine.model_copy(
+        update={"latency_profile": _local_file(engine.latency_profile, folder)}
+    )
 
 
 def _local_file(value: str, folder: Path) -> str:

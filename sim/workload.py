@@ -92,6 +92,24 @@ class Workload:
     def __len__(self) -> int:
         return self.num_requests
 
+    def take(self, rows: np.ndarray, first_row: int = 0) -> Workload:
+        """The requests at positions ``rows`` (ascending), with every column that travels with
+        them; requests keep their identity in ``trace_ids`` (when the workload had no ids of its
+        own: ``first_row`` + their position here, their number in the whole run)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        ids = (self.trace_ids if self.trace_ids is not None
+               else np.arange(first_row, first_row + len(self)).astype(str))
+        picked = {name: _frozen(getattr(self, name)[rows], getattr(self, name).dtype.type)
+                  for name in _COLUMNS}
+        return Workload(
+            **picked,
+            trace_ids=ids[rows],
+            prefix_ids=self.prefix_ids[rows] if self.prefix_ids is not None else None,
+            prefix_id_tokens=self.prefix_id_tokens,
+            endpoints=self.endpoints[rows] if self.endpoints is not None else None,
+            concurrency=self.concurrency,
+        )
+
     def columns(self) -> dict[str, np.ndarray]:
         return {name: getattr(self, name) for name in _COLUMNS}
 

@@ -218,7 +218,8 @@ def test_price_override_is_used_and_reported(tmp_path: Path, capsys) -> None:
 @pytest.mark.parametrize("example", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_example_scenario_is_valid(example: Path) -> None:
     scenario = load_scenario(example)
-    assert scenario.model and scenario.hardware.gpu
+    pools = scenario.pool_scenarios()
+    assert pools and all(pool.model and pool.hardware.gpu for _, pool in pools)
 
 
 @pytest.mark.parametrize("command", ["models", "gpus", "prices"])

@@ -1,0 +1,212 @@
+"""A fleet of model pools behind a rule-based router: each pool simulated on its share.
+
+The router's rules look only at requests (``sim.route_table``), so the workload is split first
+and every pool runs on its own share, with its own model, GPU tier, engine settings and
+within-pool router. The pools' records and steps are then merged into one result (with a
+``pool`` column) and summarised twice: for the whole fleet, and per pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from sim import metrics
+from sim.cost import FleetPrice, cost_summary
+from sim.engine import SimulationResult
+from sim.errors import ScenarioError
+from sim.kv_state import waste_shares
+from sim.record import RequestRecord, records_frame
+from sim.route_table import UNROUTED, RouteTable
+from sim.run import (
+    Deployment, RunOutcome, add_trace_summary, replica_busy_fraction, request_figures, resolve,
+    simulate_pool, summarize, workload_source,
+)
+from sim.scenario import Scenario
+from sim.trace_workload import TraceReplay
+from sim.workload import Workload
+
+NO_ROUTE = "no_matching_route"
+
+Progress = Callable[[int, int], None] | None
+
+
+def run_fleet(scenario: Scenario, progress: Progress = None) -> RunOutcome:
+    """Simulate every pool of ``scenario.fleet`` on the requests its routes send it."""
+    assert scenario.fleet is not None
+    pools = scenario.pool_scenarios()
+    deployments = tuple(_resolve_pool(name, pool) for name, pool in pools)
+    names = [name for name, _ in pools]
+    table = RouteTable(scenario.fleet.routes, names, scenario.seed)
+    source = workload_source(scenario)
+    if isinstance(source, Workload) and source.concurrency:
+        raise ScenarioError(
+            "fleet: a closed-loop workload ties each client to the pool that answers it, which "
+            "rule-based routing cannot split; use an open-loop arrival process (e.g. poisson)"
+        )
+    unrouted: list[RequestRecord] = []
+    results = []
+    for index, (name, deployment) in enumerate(zip(names, deployments)):
+        share = _pool_share(source, table, index, unrouted if index == 0 else None)
+        results.append((name, simulate_pool(deployment, share, _pool_progress(progress, index,
+                                                                               len(names)))))
+    merged = _merge(results, unrouted)
+    summary = fleet_summary(scenario, deployments, results, merged)
+    if isinstance(source, TraceReplay):
+        add_trace_summary(summary, source)
+    return RunOutcome(scenario, deployments, source, merged, summary)
+
+
+def _resolve_pool(name: str, pool: Scenario) -> Deployment:
+    try:
+        return resolve(pool)
+    except ScenarioError as exc:
+        raise ScenarioError(f"fleet pool {name!r}: {exc}") from None
+
+
+def _pool_share(source: Workload | TraceReplay, table: RouteTable, index: int,
+                unrouted: list[RequestRecord] | None) -> Workload | Iterator[Workload]:
+    """The requests routed to pool ``index``; the first pool's pass also records the requests
+    no rule matched (as rejected), so each is counted once."""
+    if isinstance(source, Workload):
+        return _take(source, table, index, 0, unrouted)
+    return (_take(chunk, table, index, first, unrouted) for chunk, first in _numbered(source))
+
+
+def _numbered(chunks: TraceReplay) -> Iterator[tuple[Workload, int]]:
+    first = 0
+    for chunk in chunks:
+        yield chunk, first
+        first += len(chunk)
+
+
+def _take(chunk: Workload, table: RouteTable, index: int, first_row: int,
+          unrouted: list[RequestRecord] | None) -> Workload:
+    assigned = table.assign(chunk, first_row)
+    if unrouted is not None:
+        unrouted.extend(_unrouted_records(chunk, np.flatnonzero(assigned == UNROUTED), first_row))
+    return chunk.take(np.flatnonzero(assigned == index), first_row)
+
+
+def _unrouted_records(chunk: Workload, rows: np.ndarray, first_row: int) -> list[RequestRecord]:
+    nan = float("nan")
+    ids = chunk.trace_ids if chunk.trace_ids is not None else None
+    return [
+        RequestRecord(
+            first_row + int(i), -1, "rejected", float(chunk.arrival_s[i]), nan, nan, nan,
+            int(chunk.input_tokens[i]), 0, 0, 0,
+            str(ids[i]) if ids is not None else str(first_row + int(i)),
+            str(chunk.endpoints[i]) if chunk.endpoints is not None else None,
+        )
+        for i in rows
+    ]
+
+
+def _pool_progress(progress: Progress, index: int, pools: int) -> Progress:
+    """Progress of one pool's pass, reported as the share of pools done so far."""
+    if progress is None:
+        return None
+
+    def update(done: int, total: int) -> None:
+        if total:
+            progress(int(1000 * (index + done / total) / pools), 1000)
+
+    return update
+
+
+def _merge(results: list[tuple[str, SimulationResult]],
+           unrouted: list[RequestRecord]) -> SimulationResult:
+    """One result for the fleet: records and steps of every pool, with a ``pool`` column."""
+    records = [r.records.assign(pool=name) for name, r in results]
+    if unrouted:
+        records.append(records_frame(unrouted).assign(pool=""))
+    steps = [r.steps.assign(pool=name) for name, r in results]
+    rejected: dict[str, int] = {}
+    for _, r in results:
+        for reason, count in r.rejected_reasons.items():
+            rejected[reason] = rejected.get(reason, 0) + count
+    if unrouted:
+        rejected[NO_ROUTE] = len(unrouted)
+    parts = [r for _, r in results]
+    merged_records = pd.concat(records, ignore_index=True).sort_values(
+        "arrival_s", kind="stable", ignore_index=True)
+    return SimulationResult(
+        records=merged_records,
+        steps=pd.concat(steps, ignore_index=True),
+        itl_durations_s=np.concatenate([r.itl_durations_s for r in parts]),
+        itl_weights=np.concatenate([r.itl_weights for r in parts]),
+        num_gpu_blocks=sum(r.num_gpu_blocks * r.replicas for r in parts),
+        replicas=sum(r.replicas for r in parts),
+        preemptions=sum(r.preemptions for r in parts),
+        lookup_tokens=sum(r.lookup_tokens for r in parts),
+        hit_tokens=sum(r.hit_tokens for r in parts),
+        truncated_outputs=sum(r.truncated_outputs for r in parts),
+        capped_outputs=sum(r.capped_outputs for r in parts),
+        output_tokens_saved=sum(r.output_tokens_saved for r in parts),
+        rejected_reasons=rejected,
+        gateway_hold_s=np.concatenate([r.gateway_hold_s for r in parts]),
+        gateway_groups=sum(r.gateway_groups for r in parts),
+        wall_s=sum(r.wall_s for r in parts),
+    )
+
+
+def fleet_summary(scenario: Scenario, deployments: tuple[Deployment, ...],
+                  results: list[tuple[str, SimulationResult]], merged: SimulationResult) -> dict:
+    """The fleet's figures (same keys as a one-pool summary, so reports and comparisons read
+    both) and, under ``pools``, each pool's own summary."""
+    duration = metrics.makespan_s(merged.records)
+    completed = merged.records[merged.records["status"] == "completed"]
+    output_tokens = int(completed["output_tokens"].sum())
+    total_tokens = output_tokens + int(completed["prompt_tokens"].sum())
+    pools = {name: summarize(d, r) for (name, r), d in zip(results, deployments)}
+    for name, pool in pools.items():
+        pool["requests"]["routed"] = pool["requests"]["arrived"]
+        pool["share_of_requests"] = (pool["requests"]["arrived"] / len(merged.records)
+                                     if len(merged.records) else 0.0)
+    # A replica's blocks count once per replica: merged.num_gpu_blocks is the fleet's total.
+    per_replica = replace(merged, replicas=1)
+    return {
+        "scenario": scenario.name,
+        "seed": scenario.seed,
+        "model": "+".join(dict.fromkeys(d.model.id for d in deployments)),
+        "gpu": "+".join(dict.fromkeys(d.gpu.id for d in deployments)),
+        "tensor_parallel": None,
+        "replicas": merged.replicas,
+        "weight_dtype": "+".join(dict.fromkeys(d.scenario.engine.weight_dtype
+                                               for d in deployments)),
+        "fleet": {"pools": list(pools), "routes": [r.model_dump(exclude_defaults=True)
+                                                   for r in scenario.fleet.routes]},
+        **request_figures(scenario, merged, duration),
+        "kv": {
+            "num_gpu_blocks": merged.num_gpu_blocks,
+            "mean_utilization": metrics.kv_mean_utilization(per_replica, duration),
+            "preemptions": merged.preemptions,
+            "prefix_cache_hit_rate": merged.prefix_cache_hit_rate,
+            "waste": waste_shares(merged.steps),
+        },
+        "batch_size": metrics.batch_size_distribution(merged.steps),
+        "replica_busy_fraction": replica_busy_fraction(merged, duration),
+        "cost": cost_summary(_fleet_price(deployments), duration, output_tokens, total_tokens),
+        "pools": pools,
+        "wall_s": merged.wall_s,
+    }
+
+
+def _fleet_price(deployments: tuple[Deployment, ...]) -> FleetPrice:
+    """All pools' GPUs at their own prices, as one price per average GPU-hour."""
+    gpus = sum(d.price.gpus for d in deployments)
+    usd_per_hour = sum(d.price.usd_per_hour for d in deployments)
+
+    def joined(values: list[str]) -> str:
+        return "; ".join(dict.fromkeys(v for v in values if v))
+
+    return FleetPrice(
+        gpus=gpus,
+        usd_per_gpu_hour=usd_per_hour / gpus if gpus else 0.0,
+        tier=joined([d.price.tier for d in deployments]),
+        source=joined([d.price.source for d in deployments]),
+        as_of=joined([d.price.as_of for d in deployments]),
+    )

@@ -24,6 +24,7 @@ METRICS: list[tuple[str, tuple[str, ...], str, str]] = [
     ("$ per 1M output tokens", ("cost", "usd_per_million_output_tokens"), "$", "lower"),
     ("output tokens per $", ("cost", "output_tokens_per_usd"), "tok", "higher"),
     ("monthly bill", ("cost", "monthly_usd"), "$", "lower"),
+    ("quality kept", ("quality_retention_percent",), "%", "higher"),
 ]
 
 

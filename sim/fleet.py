@@ -22,7 +22,8 @@ from sim.kv_state import waste_shares
 from sim.record import RequestRecord, records_frame
 from sim.route_table import UNROUTED, RouteTable
 from sim.run import (
-    Deployment, RunOutcome, add_trace_summary, replica_busy_fraction, request_figures, resolve,
+    Deployment, RunOutcome, add_trace_summary, quality_figures, quality_summary, replica_busy_fraction,
+    request_figures, resolve,
     simulate_pool, summarize, workload_source,
 )
 from sim.scenario import Scenario
@@ -190,6 +191,7 @@ def fleet_summary(scenario: Scenario, deployments: tuple[Deployment, ...],
         "batch_size": metrics.batch_size_distribution(merged.steps),
         "replica_busy_fraction": replica_busy_fraction(merged, duration),
         "cost": cost_summary(_fleet_price(deployments), duration, output_tokens, total_tokens),
+        **quality_figures({name: quality_summary(d) for name, d in zip(pools, deployments)}),
         "pools": pools,
         "wall_s": merged.wall_s,
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from sim.memory_plan import MemoryPlan, kv_bytes_per_token_per_gpu, plan_memory
 from sim.model_catalog import load_model
 from sim.model_spec import ModelSpec
 from sim.price import price_for
+from sim.quality import retention_for
 from sim.scenario import EngineSpec, Scenario
 from sim.scheduler import SchedulerLimits
 from sim.trace_workload import TraceReplay
@@ -184,6 +185,12 @@ def _fleet_price(scenario: Scenario) -> FleetPrice:
     gpus = hw.replicas * hw.tensor_parallel
     if hw.price_usd_per_hour is not None:
         return FleetPrice(gpus, hw.price_usd_per_hour, "scenario", "hardware.price_usd_per_hour", "")
+    if hw.price_tier == "reserved":
+        price = price_for(hw.gpu, "on_demand")
+        discount = hw.reserved_discount or 0.0
+        return FleetPrice(gpus, price.usd_per_gpu_hour * (1 - discount),
+                          f"reserved ({100 * discount:.0f} % off on-demand)",
+                          f"{price.source}; less hardware.reserved_discount", price.as_of)
     price = price_for(hw.gpu, hw.price_tier)
     return FleetPrice(gpus, price.usd_per_gpu_hour, price.tier, price.source, price.as_of)
 
@@ -287,8 +294,24 @@ def summarize(deployment: Deployment, result: SimulationResult) -> dict:
         "gateway": _gateway_summary(scenario, result),
         "replica_busy_fraction": replica_busy_fraction(result, duration),
         "cost": cost_summary(deployment.price, duration, output_tokens, total_tokens),
+        **quality_figures({deployment.model.id: quality_summary(deployment)}),
         "wall_s": result.wall_s,
     }
+
+
+def quality_figures(by_pool: dict[str, dict]) -> dict:
+    """The quality entries, and the lowest retention among them as one comparable figure."""
+    known = [q["percent"] for q in by_pool.values() if q["percent"] is not None]
+    return {"quality": by_pool, "quality_retention_percent": min(known) if known else None}
+
+
+def quality_summary(deployment: Deployment) -> dict:
+    """How much of the unquantized model's accuracy the weight format keeps, and the source,
+    reported beside every cost so that cheaper never hides worse."""
+    scenario = deployment.scenario
+    retention = retention_for(deployment.model.id, scenario.engine.weight_dtype,
+                              scenario.quality_retention)
+    return {"model": deployment.model.id, **asdict(retention)}
 
 
 def request_figures(scenario: Scenario, result: SimulationResult, duration: float) -> dict:
@@ -299,6 +322,7 @@ def request_figures(scenario: Scenario, result: SimulationResult, duration: floa
     slo = scenario.slo
     ttft = metrics.distribution_ms(completed["ttft_s"])
     tpot = metrics.distribution_ms(completed["tpot_s"])
+    e2e = metrics.distribution_ms(completed["e2e_s"])
     return {
         "requests": {
             "arrived": len(records),
@@ -313,13 +337,16 @@ def request_figures(scenario: Scenario, result: SimulationResult, duration: floa
         "ttft_ms": ttft,
         "tpot_ms": tpot,
         "itl_ms": metrics.weighted_distribution_ms(result.itl_durations_s, result.itl_weights),
-        "e2e_ms": metrics.distribution_ms(completed["e2e_s"]),
+        "e2e_ms": e2e,
         "queue_ms": metrics.distribution_ms(completed["queue_s"]),
         "by_endpoint": metrics.by_endpoint(records),
         "throughput": metrics.throughput(completed, duration),
         "goodput": metrics.goodput(completed, len(records), duration, slo.ttft_p95_ms,
                                    slo.tpot_p95_ms),
-        "slo": _slo_verdict(slo.ttft_p95_ms, slo.tpot_p95_ms, ttft, tpot),
+        "slo": _slo_verdict(slo.ttft_p95_ms, slo.tpot_p95_ms, ttft, tpot)
+        | ({"e2e_p99_ms": slo.e2e_p99_ms,
+            "e2e_p99_met": e2e["p99"] is not None and e2e["p99"] <= slo.e2e_p99_ms}
+           if slo.e2e_p99_ms is not None else {}),
     }
 
 

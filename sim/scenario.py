@@ -35,9 +35,28 @@ class HardwareSpec(BaseModel):
     gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.9
     price_usd_per_hour: Annotated[float, Field(ge=0)] | None = None  # per GPU; overrides the table
     price_tier: Literal["on_demand", "spot", "reserved"] = "on_demand"
+    # reserved: the on-demand catalog price less this share (the discount of your own 1- or
+    # 3-year commitment; public price guides quote 30-60 %); required for that tier
+    reserved_discount: Annotated[float, Field(ge=0, lt=1)] | None = None
     # within the pool: replicas in turn, the least busy one, or (prefix_affinity) the replica
     # that already holds the request's shared prefix unless it is much busier than the others
     router: Literal["round_robin", "least_outstanding", "prefix_affinity"] = "least_outstanding"
+
+
+    @model_validator(mode="after")
+    def _check_reserved(self) -> HardwareSpec:
+        if self.price_tier == "reserved" and self.reserved_discount is None:
+            raise ScenarioError(
+                "price_tier reserved needs reserved_discount, your commitment's discount on the "
+                "on-demand price (e.g. reserved_discount: 0.4 for 40 % off); reserved prices "
+                "are negotiated, so the catalog has none"
+            )
+        if self.reserved_discount is not None and self.price_tier != "reserved":
+            raise ScenarioError(
+                f"reserved_discount applies only to price_tier reserved, not {self.price_tier}: "
+                "set price_tier: reserved or remove reserved_discount"
+            )
+        return self
 
 
 SchedulerName = Literal["continuous", "naive", "static", "dynamic"]
@@ -148,6 +167,7 @@ class SloSpec(BaseModel):
 
     ttft_p95_ms: Annotated[float, Field(gt=0)] | None = None
     tpot_p95_ms: Annotated[float, Field(gt=0)] | None = None
+    e2e_p99_ms: Annotated[float, Field(gt=0)] | None = None  # whole reply, for the planner
 
 
 PoolName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]

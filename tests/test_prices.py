@@ -81,3 +81,34 @@ def test_raw_prices_ship_with_license_and_provenance() -> None:
     folder = ROOT / "sim" / "catalog" / "prices_raw"
     assert "Apache License" in (folder / "LICENSE-Apache-2.0.txt").read_text()
     assert "skypilot-org/skypilot-catalog" in (folder / "PROVENANCE.md").read_text()
+
+
+def _scenario(hardware: dict):
+    from sim.scenario import parse_scenario
+
+    return parse_scenario({
+        "model": "llama-3.1-8b", "hardware": {"gpu": "h100-sxm", "replicas": 3, **hardware},
+        "workload": {"arrivals": {"process": "poisson", "rate_per_s": 1}, "num_requests": 1,
+                     "lengths": {"input": 10, "output": 10}},
+    })
+
+
+def test_reserved_tier_is_on_demand_less_the_given_discount() -> None:
+    from sim.run import resolve
+
+    price = resolve(_scenario({"price_tier": "reserved", "reserved_discount": 0.4})).price
+    assert price.usd_per_gpu_hour == pytest.approx(0.6 * price_for("h100-sxm").usd_per_gpu_hour)
+    assert price.usd_per_hour == pytest.approx(3 * price.usd_per_gpu_hour)
+    assert price.tier.startswith("reserved (40 %") and "reserved_discount" in price.source
+    spot = resolve(_scenario({"price_tier": "spot"})).price
+    assert spot.usd_per_gpu_hour == price_for("h100-sxm", "spot").usd_per_gpu_hour
+
+
+@pytest.mark.parametrize("hardware, message", [
+    ({"price_tier": "reserved"}, "needs reserved_discount"),
+    ({"reserved_discount": 0.3}, "only to price_tier reserved"),
+    ({"price_tier": "reserved", "reserved_discount": 1.0}, "reserved_discount"),
+])
+def test_reserved_settings_are_checked(hardware: dict, message: str) -> None:
+    with pytest.raises(ScenarioError, match=message):
+        _scenario(hardware)

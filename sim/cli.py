@@ -9,6 +9,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from sim.errors import ScenarioError, UserError
+from sim.plan_command import add_plan_command
 from sim.trace_commands import add_traces_commands
 from traces.errors import TraceError
 
@@ -68,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--format", choices=["table", "json"], default="table")
         sub.set_defaults(handler=_catalog_handler(name))
     add_traces_commands(commands)
+    add_plan_command(commands)
     _add_plugin_commands(commands)
     return parser
 

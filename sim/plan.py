@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+import math
 from itertools import product
 
 import numpy as np
@@ -21,8 +22,10 @@ from sim.errors import ScenarioError, UserError
 from sim.executor import Executor
 from sim.quality import retention_for
 from sim.price import price_for
-from sim.run import resolve, run_scenario
+from sim.batch import Batch, chunk_terms
+from sim.run import resolve, run_scenario, workload_source
 from sim.scenario import Scenario, apply_overrides, parse_scenario
+from sim.workload import Workload
 
 AUTO_TP = 0  # a candidate's TP degree to be chosen: the smallest of TP_CHOICES that fits
 TP_CHOICES = (1, 2, 4, 8)
@@ -30,6 +33,7 @@ MAX_REPLICAS = 512  # beyond this a candidate is reported as unable to hold the 
 # A failing latency that doubling the replicas improves by less than this share is not
 # caused by queueing, so no replica count will fix it.
 _MIN_GAIN = 0.03
+_QUEUE_FREE_MS = 50.0  # p95 wait before a request's first step: below this, load is not the issue
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,10 @@ class Trial:
     target_ttft_p95_ms: float | None = None
     target_tpot_p95_ms: float | None = None
     target_e2e_p99_ms: float | None = None
+    queue_p95_ms: float | None = None
+    # an overloaded run ends long after its last arrival: the ratio of the two says roughly
+    # how many replicas the load needs, before any latency target is counted
+    load_ratio: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -149,6 +157,9 @@ def plan_candidate(task: tuple[Scenario, Candidate, tuple[int, ...]]) -> Candida
     unusable = _unusable(scenario)
     if unusable is not None:
         return CandidatePlan(candidate, unusable[0], unusable[1], **extra)
+    floor = _latency_floor_miss(scenario)
+    if floor is not None:
+        return CandidatePlan(candidate, "cannot_hold", floor, **extra)
     try:
         replicas = _search(lambda r: trial(r, seeds[0]))
         if replicas is not None:
@@ -221,7 +232,10 @@ def _with_replicas(scenario: Scenario, replicas: int) -> Scenario:
 
 
 def _simulate(scenario: Scenario, replicas: int, seed: int) -> Trial:
-    summary = run_scenario(_with_replicas(scenario, replicas).with_seed(seed)).summary
+    outcome = run_scenario(_with_replicas(scenario, replicas).with_seed(seed))
+    summary, arrivals = outcome.summary, outcome.result.records["arrival_s"]
+    span = float(arrivals.max() - arrivals.min()) if len(arrivals) > 1 else 0.0
+    load_ratio = summary["duration_s"] / span if span > 0 else 1.0
     slo = scenario.slo
     ttft, tpot, e2e = summary["ttft_ms"]["p95"], summary["tpot_ms"]["p95"], summary["e2e_ms"]["p99"]
     rejected = summary["requests"]["rejected"]
@@ -231,7 +245,7 @@ def _simulate(scenario: Scenario, replicas: int, seed: int) -> Trial:
     return Trial(replicas, seed, holds, ttft, tpot, e2e, rejected, cost["usd_per_hour"],
                  cost["monthly_usd"], cost["output_tokens_per_usd"],
                  cost["usd_per_million_output_tokens"], slo.ttft_p95_ms, slo.tpot_p95_ms,
-                 slo.e2e_p99_ms)
+                 slo.e2e_p99_ms, summary["queue_ms"]["p95"], load_ratio)
 
 
 def _within(value: float | None, target: float | None) -> bool:
@@ -258,6 +272,49 @@ def _unusable(scenario: Scenario) -> tuple[str, str] | None:
     return None
 
 
+def _latency_floor_miss(scenario: Scenario) -> str | None:
+    """Why no replica count can hold the SLO, if the requests' own work already misses it.
+
+    A request alone on a replica is as fast as it can be served: its prompt's prefill (only
+    the part a prefix cache could not hold) in chunks of the step budget, then one decode step
+    per token at batch one. Load only adds to that, so when the p95 of these floors misses a
+    target, every fleet of this configuration misses it too, and no simulation is needed.
+    (Trace workloads are streamed, not held whole, and are not screened.)
+    """
+    source = workload_source(scenario)
+    if not isinstance(source, Workload) or len(source) == 0:
+        return None
+    deployment = resolve(scenario)
+    latency, budget = deployment.setup.latency, deployment.setup.limits.max_num_batched_tokens
+    cached = source.prefix_tokens if deployment.setup.prefix_caching else 0 * source.prefix_tokens
+    prompts = source.input_tokens.tolist()
+    ttft = [_alone_prefill_s(latency, p, int(c), budget) for p, c in zip(prompts, cached.tolist())]
+    tpot = [latency.decode_run(1, p, n - 1).total / (n - 1)
+            for p, n in zip(prompts, source.output_tokens.tolist()) if n > 1]
+    slo = scenario.slo
+    for label, values, target in (("TTFT", ttft, slo.ttft_p95_ms), ("TPOT", tpot, slo.tpot_p95_ms)):
+        if target is None or not values:
+            continue
+        floor_ms = float(np.percentile(values, 95)) * 1e3
+        if floor_ms > target:
+            return (f"even alone on a replica, p95 {label} would be {floor_ms:,.0f} ms against a "
+                    f"target of {target:,.0f} ms: this GPU and format are too slow for these "
+                    "requests at any fleet size")
+    return None
+
+
+def _alone_prefill_s(latency, prompt: int, cached: int, budget: int) -> float:
+    """A prompt's prefill alone on a replica: its uncached tokens in chunks of the budget."""
+    total, done = 0.0, min(cached, prompt - 1)
+    while done < prompt:
+        chunk = min(budget, prompt - done)
+        pairs, kv = chunk_terms(chunk, done)
+        total += latency.step_time(Batch(prefill_tokens=chunk, prefill_seqs=1,
+                                         prefill_attention_pairs=pairs, prefill_kv_tokens=kv))
+        done += chunk
+    return total
+
+
 def _search(trial: Callable[[int], Trial]) -> int | None:
     """The smallest replica count that holds, assuming more replicas never hurt: double from
     one until it holds, then bisect between the last failure and the first success.
@@ -273,7 +330,9 @@ def _search(trial: Callable[[int], Trial]) -> int | None:
         low, previous = high, current
         if high >= MAX_REPLICAS:
             return None
-        high = min(2 * high, MAX_REPLICAS)
+        # one overloaded replica tells how many the load needs at least: start there
+        jump = math.ceil(current.load_ratio) if high == 1 else 2
+        high = min(max(2 * high, jump), MAX_REPLICAS)
     while high - low > 1:
         middle = (low + high) // 2
         if trial(middle).holds:
@@ -284,22 +343,32 @@ def _search(trial: Callable[[int], Trial]) -> int | None:
 
 
 def _check_hopeful(current: Trial, previous: Trial | None) -> None:
+    """Raise _Hopeless when more replicas cannot be what fixes this candidate.
+
+    That is so when requests are rejected for length, or when a target is missed, doubling the
+    replicas improved that figure by less than _MIN_GAIN, and requests hardly queue any more
+    (p95 queueing under _QUEUE_FREE_MS): the latency is then one request's own work and the
+    batching it shares a step with, which more replicas do not remove. While requests still
+    queue, an overloaded fleet keeps every batch full and its TPOT may stay put from one to
+    two replicas although more replicas are exactly what it needs.
+    """
     if current.rejected:
         raise _Hopeless(
             f"{current.rejected} requests are rejected (prompts longer than the context this "
             "configuration can hold); more replicas do not change that"
         )
-    if previous is None:
+    if previous is None or current.queue_p95_ms is None or current.queue_p95_ms > _QUEUE_FREE_MS:
         return
     for name in ("ttft_p95_ms", "tpot_p95_ms", "e2e_p99_ms"):
         now, before = getattr(current, name), getattr(previous, name)
         target = getattr(current, "target_" + name)
-        if target is not None and now is not None and before is not None and now > target \
-                and now > (1 - _MIN_GAIN) * before:
+        if (target is not None and now is not None and before is not None and now > target
+                and now > (1 - _MIN_GAIN) * before):
             raise _Hopeless(
                 f"{name.replace('_ms', '').replace('_', ' ')} stays at {now:,.0f} ms with "
                 f"{current.replicas} replicas ({before:,.0f} ms with {previous.replicas}) "
-                f"against a target of {target:,.0f} ms: one request's own work exceeds it"
+                f"against a target of {target:,.0f} ms while requests hardly queue: one "
+                "request's own work (and its batch) exceeds it"
             )
 
 

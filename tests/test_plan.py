@@ -37,7 +37,7 @@ INLINE = make_executor("local", workers=1)
 
 def trial(replicas: int, holds: bool, ttft: float = 100.0, rejected: int = 0) -> Trial:
     return Trial(replicas, 0, holds, ttft, 10.0, None, rejected, 1.0, 730.0, 1e6, 1.0,
-                 target_ttft_p95_ms=200.0)
+                 target_ttft_p95_ms=200.0, queue_p95_ms=0.0 if ttft < 1e3 else ttft / 2)
 
 
 # ---- the search -------------------------------------------------------------------------------
@@ -69,6 +69,16 @@ def test_search_stops_when_more_replicas_do_not_help() -> None:
     with pytest.raises(planning._Hopeless, match="ttft p95 stays at 900 ms"):
         planning._search(run)
     assert tried == [1, 2]
+
+
+def test_search_keeps_doubling_while_the_queue_shrinks() -> None:
+    # overloaded: every batch is full, so TPOT stays put while TTFT (the queue) falls
+    def run(r: int) -> Trial:
+        return Trial(r, 0, r >= 12, 5000.0 / r, 90.0 if r < 12 else 40.0, None, 0, 1.0, 730.0,
+                     1e6, 1.0, target_ttft_p95_ms=500.0, target_tpot_p95_ms=50.0,
+                     queue_p95_ms=4000.0 / r)
+
+    assert planning._search(run) == 12
 
 
 def test_rejected_prompts_end_the_search_at_once() -> None:

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "validation.md"
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import batching_validation  # noqa: E402
+from benchmarks import batching_validation, seed_stories  # noqa: E402
 
 
 def _script_output(name: str) -> str:
@@ -38,6 +38,9 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "step-times-output": lambda: _script_output("default_profile_check.py"),
     "end-to-end-output": lambda: _script_output("end_to_end_check.py"),
     "held-out": lambda: _script_output("held_out_check.py"),
+    "seed-awq": lambda: seed_stories.awq_speedup(),
+    "seed-a100-l4": lambda: seed_stories.a100_to_l4(),
+    "seed-routing": lambda: seed_stories.routing(),
 }
 # Needs the vLLM environment (`make vllm-env`) and ~3 minutes of a real engine; left as it is
 # on the page where that environment is missing.

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sim.errors import ScenarioError, UserError
 from sim.plan_command import add_plan_command
+from sim.sweep_command import add_sweep_command
 from sim.trace_commands import add_traces_commands
 from traces.errors import TraceError
 
@@ -70,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=_catalog_handler(name))
     add_traces_commands(commands)
     add_plan_command(commands)
+    add_sweep_command(commands)
     _add_plugin_commands(commands)
     return parser
 

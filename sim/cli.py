@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sim.errors import ScenarioError, UserError
 from sim.plan_command import add_plan_command
+from sim.progress_bar import ProgressBar
 from sim.sweep_command import add_sweep_command
 from sim.trace_commands import add_traces_commands
 from traces.errors import TraceError
@@ -98,7 +99,7 @@ def _run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, args.overrides)
     if args.seed is not None:
         scenario = scenario.with_seed(args.seed)
-    with _progress(enabled=not args.no_progress) as progress:
+    with ProgressBar(not args.no_progress, "req", "simulating") as progress:
         outcome = run_scenario(scenario, progress=progress)
     if args.out:
         _write_outputs(args.out, outcome)
@@ -141,31 +142,6 @@ def _write_outputs(folder: Path, outcome) -> None:
     outcome.result.steps.to_parquet(folder / "steps.parquet", index=False)
     (folder / "summary.json").write_text(json.dumps(outcome.summary, indent=2) + "\n")
     (folder / "scenario.yaml").write_text(scenario_yaml(outcome.scenario))
-
-
-class _progress:
-    """A tqdm bar over arrivals on stderr, only when stderr is a terminal."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
-        self.bar = None
-
-    def __enter__(self):
-        if not self.enabled:
-            return None
-        from tqdm import tqdm
-
-        def update(done: int, total: int) -> None:
-            if self.bar is None:
-                self.bar = tqdm(total=total or None, unit="req", desc="simulating", file=sys.stderr,
-                                leave=False)
-            self.bar.update(done - self.bar.n)
-
-        return update
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def _catalog_handler(name: str):

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from sim.errors import UserError
+from sim.progress_bar import ProgressBar
 
 DEFAULT_FORMATS = "bf16,fp8,awq-int4"
 DEFAULT_SEEDS = 5
@@ -59,7 +60,7 @@ def run_plan_command(args: argparse.Namespace) -> int:
     seeds = [scenario.seed + i for i in range(args.seeds)]
     executor = make_executor(args.executor, workers=args.workers, address=args.address)
     started = time.perf_counter()
-    with _bar(not args.no_progress, len(space)) as progress:
+    with ProgressBar(not args.no_progress, "candidate", "planning", len(space)) as progress:
         plans = plan(scenario, space, seeds, executor, progress)
     wall_s = time.perf_counter() - started
     out = args.out or Path(f"{scenario.name}-plan")
@@ -111,29 +112,3 @@ def _numbers(text: str, option: str) -> list[int]:
     if any(v < 1 for v in values):
         raise UserError(f"{option} {text!r}: every value must be at least 1")
     return values
-
-
-class _bar:
-    """A tqdm bar over candidates on stderr, only when stderr is a terminal."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
-        self.total = total
-        self.bar = None
-
-    def __enter__(self):
-        if not self.enabled:
-            return None
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=self.total, unit="candidate", desc="planning", file=sys.stderr,
-                        leave=False)
-
-        def update(done: int, total: int) -> None:
-            self.bar.update(done - self.bar.n)
-
-        return update
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.close()

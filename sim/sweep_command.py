@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from sim.errors import UserError
+from sim.progress_bar import ProgressBar
 
 
 def add_sweep_command(commands: argparse._SubParsersAction) -> None:
@@ -49,7 +50,7 @@ def _sweep(args: argparse.Namespace) -> int:
         raise UserError(f"--out {out}: no folder {out.parent}; create it or write elsewhere")
     executor = make_executor(args.executor, workers=args.workers, address=args.address)
     start = time.perf_counter()
-    with _progress(not args.no_progress, grid.num_runs) as progress:
+    with ProgressBar(not args.no_progress, "run", "sweeping", grid.num_runs) as progress:
         frame = run_sweep(grid, executor, progress)
     wall_s = time.perf_counter() - start
     try:
@@ -68,30 +69,3 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
-
-
-class _progress:
-    """A tqdm bar over finished runs on stderr, only when stderr is a terminal; it shows from
-    the start, since the first run may finish only after Ray has started."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
-        self.total = total
-        self.bar = None
-
-    def __enter__(self):
-        if not self.enabled:
-            return None
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=self.total, unit="run", desc="sweeping", file=sys.stderr,
-                        leave=False)
-
-        def update(done: int, total: int) -> None:
-            self.bar.update(done - self.bar.n)
-
-        return update
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.close()

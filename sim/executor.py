@@ -170,9 +170,11 @@ class RayExecutor:
             if self.address is None:
                 raise UserError(f"could not start a local Ray instance: {exc}") from None
             raise UserError(
-                f"could not join the Ray cluster at {self.address}: {exc}. A cluster started "
-                "with token authentication (the default of `ray start --head`) needs "
-                "RAY_AUTH_MODE=token here, and its token in ~/.ray/auth_token or RAY_AUTH_TOKEN"
+                f"could not join the Ray cluster at {self.address} ({exc}): check that "
+                "`ray start --head` runs there and that this is its address (port 6379 unless "
+                "it was started with --port). A cluster with token authentication, the default "
+                "of `ray start --head`, also needs RAY_AUTH_MODE=token here and its token in "
+                "~/.ray/auth_token or RAY_AUTH_TOKEN"
             ) from None
 
     def _get(self, refs: list[Any]) -> list[Any]:

@@ -210,6 +210,16 @@ def test_command_refuses_an_out_folder_that_does_not_exist(tmp_path: Path) -> No
         sweep_cli(str(path), "--out", str(tmp_path / "no" / "such.parquet"))
 
 
+def test_servesim_sweep_prints_a_bad_point_without_a_traceback(tmp_path: Path, capsys) -> None:
+    from sim.cli import main
+
+    path = write_grid(tmp_path, {"grid": {"engine.block_size": [16, 24]}})
+    assert main(["sweep", str(path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("servesim: error: grid point engine.block_size=24: ")
+    assert "Traceback" not in err
+
+
 # --- executors -------------------------------------------------------------------------------
 
 

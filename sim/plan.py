@@ -12,7 +12,7 @@ chosen count and how many would have held with one replica fewer.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 import math
 from itertools import product
 
@@ -100,7 +100,8 @@ class CandidatePlan:
 
     def row(self) -> dict:
         """A flat JSON-ready record (the scenario itself left out)."""
-        data = {k: v for k, v in asdict(self).items() if k not in ("candidate", "scenario")}
+        data = {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in ("candidate", "scenario")}  # no deep copy of the scenario
         return {**asdict(self.candidate), **data}
 
 

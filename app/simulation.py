@@ -1,0 +1,161 @@
+"""One simulation behind a page: a scenario's YAML text in, its figures and chart data out.
+
+Results are cached on the YAML text (a plain string, so hashable and exactly what the user can
+download). The cache is a memo of a deterministic function: the same scenario always gives the
+same result, so it holds nothing one user could learn from another's session that they did not
+already type in. Uploaded files reach a scenario only under a path unique to their content and
+session (see ``app.uploads``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from sim.run import run_scenario
+from sim.scenario import Scenario, parse_scenario, scenario_yaml
+
+import yaml
+
+TIMELINE_BUCKETS = 120  # points on the over-time charts; enough to see bursts, light to draw
+CDF_POINTS = 200
+
+
+@dataclass(frozen=True)
+class AppRun:
+    """What a page shows of one run.
+
+    ``records``: one row per request (arrival_s, status, ttft_ms, tpot_ms, e2e_ms, queue_ms,
+    prompt_tokens, output_tokens, cached_tokens, preemptions, endpoint, and pool for fleets).
+    ``timeline``: one row per time bucket (time_s, arrivals_per_s, ttft_p50_ms, ttft_p95_ms,
+    e2e_p50_ms, e2e_p95_ms, batch_size, kv_used_share, running_replicas).
+    ``cdf``: latency quantiles (metric, latency_ms, share) for the CDF charts.
+    """
+
+    scenario_yaml: str
+    summary: dict
+    records: pd.DataFrame
+    timeline: pd.DataFrame
+    cdf: pd.DataFrame
+    wall_s: float
+
+
+def scenario_from_yaml(text: str) -> Scenario:
+    """Parse scenario YAML typed or uploaded in the app; raises ScenarioError with the fix."""
+    from sim.errors import ScenarioError
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"the scenario is not valid YAML: {exc}") from None
+    return parse_scenario(data, where="the scenario")
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def simulate_yaml(text: str) -> AppRun:
+    """Run the scenario written in ``text`` (cached on the text). Raises ScenarioError."""
+    return simulate(scenario_from_yaml(text))
+
+
+def simulate(scenario: Scenario) -> AppRun:
+    """Run a scenario now, without the cache."""
+    start = time.perf_counter()
+    outcome = run_scenario(scenario)
+    result = outcome.result
+    records = _records(result.records)
+    blocks = result.num_gpu_blocks * result.replicas
+    return AppRun(
+        scenario_yaml=scenario_yaml(scenario),
+        summary=outcome.summary,
+        records=records,
+        timeline=timeline(records, result.steps, blocks, outcome.summary["duration_s"]),
+        cdf=latency_cdf(records),
+        wall_s=time.perf_counter() - start,
+    )
+
+
+def _records(frame: pd.DataFrame) -> pd.DataFrame:
+    keep = [c for c in ("rid", "arrival_s", "status", "endpoint", "pool", "prompt_tokens",
+                        "output_tokens", "cached_tokens", "preemptions") if c in frame]
+    out = frame[keep].copy()
+    for name in ("ttft", "tpot", "e2e", "queue"):
+        out[f"{name}_ms"] = frame[f"{name}_s"] * 1e3
+    return out
+
+
+def timeline(records: pd.DataFrame, steps: pd.DataFrame, total_blocks: int,
+             duration_s: float) -> pd.DataFrame:
+    """Per time bucket: arrivals, latency of the requests that arrived in it, the mean batch
+    of the steps that started in it (weighted by step time) and the KV share in use."""
+    end = max(duration_s, float(records["arrival_s"].max()) if len(records) else 0.0, 1e-9)
+    width = end / TIMELINE_BUCKETS
+    edges = np.arange(TIMELINE_BUCKETS + 1) * width
+    out = pd.DataFrame({"time_s": edges[:-1] + width / 2})
+    bucket = np.minimum((records["arrival_s"] / width).astype(int), TIMELINE_BUCKETS - 1)
+    out["arrivals_per_s"] = np.bincount(bucket, minlength=TIMELINE_BUCKETS) / width
+    done = records[records["status"] == "completed"]
+    grouped = done.groupby(bucket[done.index])
+    for name in ("ttft", "e2e"):
+        out[f"{name}_p50_ms"] = grouped[f"{name}_ms"].quantile(0.5).reindex(out.index)
+        out[f"{name}_p95_ms"] = grouped[f"{name}_ms"].quantile(0.95).reindex(out.index)
+    out["batch_size"], out["kv_used_share"] = _step_series(steps, width, total_blocks)
+    return out
+
+
+def _step_series(steps: pd.DataFrame, width: float,
+                 total_blocks: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per bucket: the mean sequences per step while replicas were stepping, and the share of
+    all KV blocks in use. A row of the step log may stand for a long run of decode steps, so
+    each row is spread over the buckets its time span covers."""
+    if steps.empty:
+        return np.full(TIMELINE_BUCKETS, np.nan), np.zeros(TIMELINE_BUCKETS)
+    edges = np.arange(TIMELINE_BUCKETS + 1) * width
+    start = steps["start_s"].to_numpy(dtype=np.float64)
+    end = start + steps["duration_s"].to_numpy(dtype=np.float64)
+    seqs = (steps["decode_seqs"] + steps["prefill_seqs"]).to_numpy(dtype=np.float64)
+    used = ((steps["kv_used_start"] + steps["kv_used_end"]) / 2).to_numpy(dtype=np.float64)
+    busy_s = np.diff(_integral_to(edges, start, end, np.ones_like(start)))
+    seq_s = np.diff(_integral_to(edges, start, end, seqs))
+    block_s = np.diff(_integral_to(edges, start, end, used))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_batch = np.where(busy_s > 0, seq_s / busy_s, np.nan)
+    kv_share = block_s / (max(total_blocks, 1) * width)  # idle replicas hold no blocks here
+    return mean_batch, np.clip(kv_share, 0.0, 1.0)
+
+
+def _integral_to(points: np.ndarray, start: np.ndarray, end: np.ndarray,
+                 level: np.ndarray) -> np.ndarray:
+    """For each point t: the sum over rows of level * (time of [start, end) before t).
+
+    Equals sum over rows with start < t of level * (t - start), less the same over rows with
+    end < t of level * (t - end); sorted cumulative sums give it without a loop over rows.
+    """
+    def ramp(times: np.ndarray) -> np.ndarray:
+        order = np.argsort(times)
+        t, w = times[order], level[order]
+        cum_w = np.concatenate([[0.0], np.cumsum(w)])
+        cum_wt = np.concatenate([[0.0], np.cumsum(w * t)])
+        n = np.searchsorted(t, points, side="left")
+        return cum_w[n] * points - cum_wt[n]
+
+    return ramp(start) - ramp(end)
+
+
+def latency_cdf(records: pd.DataFrame) -> pd.DataFrame:
+    """TTFT, TPOT and E2E quantiles at CDF_POINTS evenly spaced shares, long-form."""
+    done = records[records["status"] == "completed"]
+    shares = np.linspace(0, 1, CDF_POINTS)
+    parts = []
+    for metric in ("ttft", "tpot", "e2e"):
+        values = done[f"{metric}_ms"].dropna().to_numpy()
+        if len(values) == 0:
+            continue
+        parts.append(pd.DataFrame({"metric": metric.upper(),
+                                   "latency_ms": np.quantile(values, shares), "share": shares}))
+    if not parts:
+        return pd.DataFrame(columns=["metric", "latency_ms", "share"])
+    return pd.concat(parts, ignore_index=True)

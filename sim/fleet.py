@@ -22,9 +22,8 @@ from sim.kv_state import waste_shares
 from sim.record import RequestRecord, records_frame
 from sim.route_table import UNROUTED, RouteTable
 from sim.run import (
-    Deployment, RunOutcome, add_trace_summary, quality_figures, quality_summary, replica_busy_fraction,
-    request_figures, resolve,
-    simulate_pool, summarize, workload_source,
+    Deployment, RunOutcome, add_trace_summary, check_replayed, quality_figures, quality_summary,
+    replica_busy_fraction, request_figures, resolve, simulate_pool, summarize, workload_source,
 )
 from sim.scenario import Scenario
 from sim.trace_workload import TraceReplay
@@ -54,6 +53,7 @@ def run_fleet(scenario: Scenario, progress: Progress = None) -> RunOutcome:
         share = _pool_share(source, table, index, unrouted if index == 0 else None)
         results.append((name, simulate_pool(deployment, share, _pool_progress(progress, index,
                                                                                len(names)))))
+    check_replayed(source)
     merged = _merge(results, unrouted)
     summary = fleet_summary(scenario, deployments, results, merged)
     if isinstance(source, TraceReplay):

@@ -206,6 +206,7 @@ def run_scenario(
     deployment = resolve(scenario)
     source = workload_source(scenario)
     result = simulate_pool(deployment, source, progress)
+    check_replayed(source)
     summary = summarize(deployment, result)
     if isinstance(source, TraceReplay):
         add_trace_summary(summary, source)
@@ -239,11 +240,17 @@ def simulate_pool(deployment: Deployment, source: Workload | Iterable[Workload],
         raise ScenarioError(f"workload.trace: {exc}") from None
 
 
+def check_replayed(source: Workload | TraceReplay) -> None:
+    """A trace whose window, filters or sampling left no request has nothing to summarise."""
+    if isinstance(source, TraceReplay) and source.requests == 0:
+        raise ScenarioError(
+            f"workload.trace: no requests to replay ({source.summary()}); widen the time "
+            "window (start_s, end_s), loosen the model or endpoint filters, or raise sample")
+
+
 def add_trace_summary(summary: dict, replay: TraceReplay) -> None:
     """What the trace replay read and transformed; caps applied while it streamed count as
     capped outputs too."""
-    if replay.requests == 0:
-        raise ScenarioError(f"workload.trace: no requests to replay ({replay.summary()})")
     summary["trace"] = replay.summary()
     cuts = summary["trace"].get("transforms", {})
     summary["requests"]["capped_by_max_tokens"] += cuts.get("truncated_requests", 0)

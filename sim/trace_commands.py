@@ -102,10 +102,10 @@ def _traces_convert(args: argparse.Namespace) -> int:
 
 
 def _traces_list(args: argparse.Namespace) -> int:
-    from traces.bundled import names
+    from traces.bundled import names, sources_and_licenses
     from traces.trace import open_trace
 
-    sources = _bundled_sources()
+    sources = sources_and_licenses()
     rows = []
     for name in names():
         trace = open_trace(name)
@@ -123,16 +123,3 @@ def _traces_list(args: argparse.Namespace) -> int:
         cells = [row[c].rjust(w) if c == "rows" else row[c].ljust(w) for c, w in widths.items()]
         print("  ".join(cells).rstrip())
     return 0
-
-
-def _bundled_sources() -> dict[str, tuple[str, str]]:
-    """name -> (source, license), read from the table in traces/bundled/PROVENANCE.md."""
-    from importlib.resources import files
-
-    text = files("traces.bundled").joinpath("PROVENANCE.md").read_text(encoding="utf-8")
-    sources = {}
-    for line in text.splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if len(cells) >= 4 and cells[0].startswith("`") and cells[0].endswith("`"):
-            sources[cells[0].strip("`")] = (cells[2], cells[3].split(" (")[0])
-    return sources

@@ -11,6 +11,7 @@ import yaml
 
 from sim.cli import main
 from sim.prefix_hash import shared_block_hashes, trace_block_hashes
+from sim.errors import ScenarioError
 from sim.run import run_scenario
 from sim.scenario import parse_scenario
 from traces.trace import open_trace
@@ -78,6 +79,18 @@ def test_num_requests_and_max_tokens_apply_to_a_trace() -> None:
     summary = run_scenario(parse_scenario(data)).summary
     assert summary["requests"]["arrived"] == 500
     assert summary["requests"]["capped_by_max_tokens"] > 0
+
+
+@pytest.mark.parametrize("pools", [False, True])
+def test_a_window_past_the_trace_is_a_scenario_error(pools: bool) -> None:
+    data = scenario({"path": "azure-code-2023", "start_s": 10_000_000, "end_s": 10_000_100})
+    if pools:
+        data["fleet"] = {"pools": [{"name": "only", "model": "llama-3.1-8b",
+                                    "hardware": {"gpu": "h100-sxm"}}],
+                         "routes": [{"to": "only"}]}
+        del data["model"], data["hardware"]
+    with pytest.raises(ScenarioError, match="no requests to replay.*widen the time window"):
+        run_scenario(parse_scenario(data))
 
 
 def test_a_bad_trace_row_is_named_and_exits_2(tmp_path: Path, capsys) -> None:

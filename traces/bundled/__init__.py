@@ -31,3 +31,14 @@ def resolve_name(name: str) -> Path | None:
     """The file of a bundled trace, or None when ``name`` is not one."""
     file = BUNDLED.get(name)
     return _HERE / file if file else None
+
+
+def sources_and_licenses() -> dict[str, tuple[str, str]]:
+    """name -> (source, license), read from the table in PROVENANCE.md beside this file."""
+    text = (_HERE / "PROVENANCE.md").read_text(encoding="utf-8")
+    sources = {}
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) >= 4 and cells[0].startswith("`") and cells[0].endswith("`"):
+            sources[cells[0].strip("`")] = (cells[2], cells[3].split(" (")[0])
+    return sources

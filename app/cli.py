@@ -36,6 +36,7 @@ def streamlit_command(port: int, address: str, max_upload_mb: int) -> list[str]:
         "--browser.gatherUsageStats", "false",
         "--server.fileWatcherType", "none",
         "--theme.base", "light",
+        "--client.toolbarMode", "viewer",  # no developer menu for planners
     ]
 
 

@@ -5,14 +5,14 @@
 
 import streamlit as st
 
-st.set_page_config(page_title="servesim", page_icon="📈", layout="wide")
+st.set_page_config(page_title="servesim", page_icon=":material/speed:", layout="wide")
 
 PAGES = [
-    st.Page("pages/explore.py", title="Explore", icon="🔭", default=True),
-    st.Page("pages/compare.py", title="Compare", icon="⚖️"),
-    st.Page("pages/plan.py", title="Plan", icon="🧮"),
-    st.Page("pages/traces.py", title="Traces", icon="📜"),
-    st.Page("pages/calibration.py", title="Calibration", icon="🎯"),
+    st.Page("pages/explore.py", title="Explore", icon=":material/explore:", default=True),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("pages/plan.py", title="Plan", icon=":material/calculate:"),
+    st.Page("pages/trace_explorer.py", title="Traces", icon=":material/timeline:", url_path="traces"),
+    st.Page("pages/calibration.py", title="Calibration", icon=":material/tune:"),
 ]
 
 st.navigation(PAGES).run()

@@ -38,7 +38,7 @@ def read_scenario_upload(upload) -> tuple[str, Scenario] | None:
         text = _upload_text(upload)
         return text, scenario_from_yaml(text)
     except ScenarioError as exc:
-        st.error(f"{upload.name}: {exc}", icon="⚠️")
+        st.error(f"{upload.name}: {exc}", icon=":material/error:")
         return None
 
 

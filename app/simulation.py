@@ -4,7 +4,7 @@ Results are cached on the YAML text (a plain string, so hashable and exactly wha
 download). The cache is a memo of a deterministic function: the same scenario always gives the
 same result, so it holds nothing one user could learn from another's session that they did not
 already type in. Uploaded files reach a scenario only under a path unique to their content and
-session (see ``app.uploads``).
+session (see ``app.trace_upload``).
 """
 
 from __future__ import annotations

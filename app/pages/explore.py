@@ -1,0 +1,113 @@
+"""Explore: one scenario — what users would see, what it costs, and what the engine did."""
+
+import streamlit as st
+import yaml
+
+from app import run_charts
+from app.explore_form import scenario_document
+from app.explore_widgets import sidebar_inputs
+from app.run_figures import cost_figures, engine_figures, latency_figures, profile_lines, slo_lines
+from app.scenario_io import download_scenario, read_scenario_upload
+from app.simulation import simulate_yaml
+from sim.errors import ScenarioError
+from traces.errors import TraceError
+
+st.title("Explore a serving setup")
+st.caption("Pick a model, GPU tier, batching, quantization, caching and traffic in the sidebar; "
+           "the simulator answers with the latency users would see and what it would cost. "
+           "Deltas compare with your previous setting.")
+
+source = st.sidebar.radio("Scenario from", ["the settings below", "a scenario file"],
+                          key="explore_source")
+if source == "the settings below":
+    text = yaml.safe_dump(scenario_document(sidebar_inputs()), sort_keys=False)
+    st.session_state["explore_form_yaml"] = text
+else:
+    upload = st.sidebar.file_uploader("Scenario file (YAML)", type=["yaml", "yml"],
+                                      key="explore_upload")
+    loaded = read_scenario_upload(upload)
+    if loaded is not None and st.session_state.get("explore_upload_id") != upload.file_id:
+        st.session_state["explore_upload_id"] = upload.file_id
+        st.session_state["explore_yaml"] = loaded[0]
+    st.session_state.setdefault("explore_yaml", st.session_state.get("explore_form_yaml", ""))
+    text = st.sidebar.text_area("Scenario (YAML; edit and press Ctrl+Enter)", height=420,
+                                key="explore_yaml")
+
+try:
+    with st.spinner("Simulating…"):
+        run = simulate_yaml(text)
+except (ScenarioError, TraceError) as exc:
+    st.error(f"This scenario cannot run: {exc}", icon=":material/error:")
+    st.stop()
+
+previous = st.session_state.get("explore_previous")
+if st.session_state.get("explore_last_yaml") != text:
+    if "explore_last_summary" in st.session_state:
+        previous = st.session_state["explore_previous"] = st.session_state["explore_last_summary"]
+    st.session_state["explore_last_yaml"] = text
+    st.session_state["explore_last_summary"] = run.summary
+st.session_state["explore_scenario_yaml"] = text  # what Compare, Plan and Traces start from
+summary = run.summary
+
+
+def show_figures(figures, columns=6):
+    old = {f.label: f for f in (figure_set(previous) if previous else [])}
+    for column, figure in zip(st.columns(columns), figures):
+        before = old.get(figure.label)
+        delta = figure.change_text(before.value if before else None)
+        column.metric(figure.label, figure.text(), delta, help=figure.help or None,
+                      delta_color="inverse" if figure.better == "lower" else
+                      "normal" if figure.better == "higher" else "off")
+
+
+def figure_set(s):
+    return latency_figures(s) + cost_figures(s) + engine_figures(s)
+
+
+requests = summary["requests"]
+st.markdown(f"**{summary['model']}** on **{summary['replicas']} × {summary['gpu']}** "
+            f"(TP {summary['tensor_parallel']}, {summary['weight_dtype']}) · "
+            f"{requests['completed']:,} of {requests['arrived']:,} requests completed over "
+            f"{summary['duration_s']:,.0f} s · simulated in {run.wall_s:.2f} s")
+for line in profile_lines(summary):
+    st.info(line[0].upper() + line[1:], icon=":material/tune:")
+
+st.subheader("Latency")
+show_figures(latency_figures(summary))
+for text_line, met in slo_lines(summary):
+    (st.success if met else st.error)(("SLO met: " if met else "SLO missed: ") + text_line)
+
+st.subheader("Cost")
+show_figures(cost_figures(summary))
+quality = summary.get("quality_retention_percent")
+if quality is not None:
+    st.caption(f"Quality kept by the weight format: {quality:.1f} % of the unquantized model's "
+               f"accuracy · prices: {summary['cost']['price_source']} "
+               f"({summary['cost']['price_as_of']})")
+
+st.subheader("Engine")
+show_figures(engine_figures(summary))
+
+slo = summary["slo"]
+latency_tab, batch_tab, kv_tab, cdf_tab = st.tabs(
+    ["Latency over time", "Batch size over time", "KV cache over time", "Latency CDFs"])
+with latency_tab:
+    left, right = st.columns(2)
+    left.altair_chart(run_charts.latency_over_time(run.timeline, "ttft", slo.get("ttft_p95_ms")),
+                      width="stretch")
+    right.altair_chart(run_charts.latency_over_time(run.timeline, "e2e"),
+                       width="stretch")
+with batch_tab:
+    left, right = st.columns(2)
+    left.altair_chart(run_charts.batch_size_over_time(
+        run.timeline, summary.get("engine", {}).get("max_num_seqs")), width="stretch")
+    right.altair_chart(run_charts.arrivals_over_time(run.timeline), width="stretch")
+with kv_tab:
+    st.altair_chart(run_charts.kv_usage_over_time(run.timeline), width="stretch")
+with cdf_tab:
+    for column, metric in zip(st.columns(3), ("TTFT", "TPOT", "E2E")):
+        column.altair_chart(run_charts.latency_cdf(run.cdf, metric), width="stretch")
+
+with st.expander("The scenario behind these numbers"):
+    st.code(run.scenario_yaml, language="yaml")
+download_scenario(run.scenario_yaml, summary["scenario"], key="explore_download")

@@ -1,0 +1,142 @@
+"""The figures of one run as labelled numbers, with units and which way is better.
+
+Pure functions of a run summary (the dict ``servesim run --format json`` prints), so the
+formatting is tested without a browser and every page rounds the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Better = Literal["lower", "higher", ""]
+
+
+@dataclass(frozen=True)
+class Figure:
+    label: str
+    value: float | None
+    unit: str  # "ms", "usd", "usd_month", "tok/s", "tok/usd", "percent", "count", "seqs"
+    better: Better = ""
+    help: str = ""
+
+    def text(self) -> str:
+        return format_value(self.value, self.unit)
+
+    def change_text(self, previous: float | None) -> str | None:
+        """The change from ``previous`` as the page's delta label, or None if not comparable."""
+        if previous is None or self.value is None or previous == self.value:
+            return None
+        if self.unit == "percent":
+            return f"{(self.value - previous) * 100:+.1f} pts"
+        if previous == 0:
+            return None
+        return f"{(self.value - previous) / abs(previous) * 100:+.1f} %"
+
+
+def format_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "–"
+    if unit == "ms":
+        if value >= 10_000:  # long waits read better in seconds (and fit a narrow column)
+            return f"{value / 1e3:,.1f} s"
+        return f"{value:,.0f} ms" if value >= 100 else f"{value:.1f} ms"
+    if unit == "usd":
+        return f"${value:,.2f}" if value >= 0.1 else f"${value:.4f}"
+    if unit == "usd_month":
+        return f"${value:,.0f}"
+    if unit == "percent":
+        return f"{value * 100:.1f} %"
+    if unit in ("tok/s", "tok/usd"):
+        return f"{_short(value)} {unit.replace('usd', '$')}"
+    if unit == "seqs":
+        return f"{value:.1f}"
+    return f"{value:,.0f}"
+
+
+def _short(value: float) -> str:
+    """A large count in three significant figures: 18.4k, 4.55M."""
+    for factor, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= 10 * factor or (suffix != "k" and abs(value) >= factor):
+            return f"{value / factor:.3g}{suffix}"
+    return f"{value:,.0f}"
+
+
+def latency_figures(summary: dict) -> list[Figure]:
+    ttft, tpot, e2e = summary["ttft_ms"], summary["tpot_ms"], summary["e2e_ms"]
+    return [
+        Figure("TTFT p50", ttft["p50"], "ms", "lower", "time to first token, median"),
+        Figure("TTFT p95", ttft["p95"], "ms", "lower", "time to first token, 95th percentile"),
+        Figure("TPOT p50", tpot["p50"], "ms", "lower", "time per output token after the first"),
+        Figure("TPOT p95", tpot["p95"], "ms", "lower"),
+        Figure("E2E p95", e2e["p95"], "ms", "lower", "whole reply, arrival to last token"),
+        Figure("E2E p99", e2e["p99"], "ms", "lower"),
+    ]
+
+
+def cost_figures(summary: dict) -> list[Figure]:
+    cost, throughput = summary["cost"], summary["throughput"]
+    tokens_per_s = throughput["input_tokens_per_s"] + throughput["output_tokens_per_s"]
+    return [
+        Figure("Throughput", tokens_per_s, "tok/s", "higher", "prompt + output tokens per second"),
+        Figure("Fleet $/hour", cost["usd_per_hour"], "usd", "lower",
+               f"{cost['gpus']} GPU(s) at ${cost['usd_per_gpu_hour']:.2f}/GPU-hour "
+               f"({cost['price_tier']}, {cost['price_as_of']})"),
+        Figure("$ per 1M tokens", cost["usd_per_million_tokens"], "usd", "lower",
+               "prompt + output tokens served per million, at this load"),
+        Figure("$ per 1M output tokens", cost["usd_per_million_output_tokens"], "usd", "lower"),
+        Figure("Output tokens per $", cost["output_tokens_per_usd"], "tok/usd", "higher"),
+        Figure("Monthly bill", cost["monthly_usd"], "usd_month", "lower",
+               "the fleet running all month (730 hours)"),
+    ]
+
+
+def engine_figures(summary: dict) -> list[Figure]:
+    kv, requests = summary["kv"], summary["requests"]
+    waste = kv.get("waste") or {}
+    wasted = sum(v for k, v in waste.items() if k != "token_states") if waste else None
+    return [
+        Figure("KV in use (mean)", kv["mean_utilization"], "percent", "",
+               f"of {kv['num_gpu_blocks']:,} KV blocks"),
+        Figure("KV waste", wasted, "percent", "lower",
+               "held blocks not storing tokens: reservation and fragmentation"),
+        Figure("Prefix cache hits", kv["prefix_cache_hit_rate"], "percent", "higher",
+               "share of prompt tokens found in the cache"),
+        Figure("Preemptions", kv["preemptions"], "count", "lower"),
+        Figure("Batch size (mean)", summary["batch_size"]["mean"], "seqs", "",
+               "sequences per engine step"),
+        Figure("Rejected requests", requests["rejected"], "count", "lower",
+               ", ".join(f"{k}: {v}" for k, v in requests["rejected_reasons"].items())
+               or "none"),
+    ]
+
+
+def slo_lines(summary: dict) -> list[tuple[str, bool | None]]:
+    """One (text, met) per SLO target the scenario sets."""
+    slo, lines = summary["slo"], []
+    for key, label, figure in (("ttft_p95", "p95 TTFT", summary["ttft_ms"]["p95"]),
+                               ("tpot_p95", "p95 TPOT", summary["tpot_ms"]["p95"]),
+                               ("e2e_p99", "p99 E2E", summary["e2e_ms"]["p99"])):
+        target = slo.get(f"{key}_ms")
+        if target is not None:
+            lines.append((f"{label} {format_value(figure, 'ms')} vs target "
+                          f"{format_value(target, 'ms')}", slo.get(f"{key}_met")))
+    return lines
+
+
+def profile_lines(summary: dict) -> list[str]:
+    """Which latency profile produced the step times, and whether it was fitted to this setup:
+    one line, or one per pool of a fleet."""
+    if "pools" in summary:
+        return [f"Pool **{name}**: " + _profile_text(pool["latency_profile"])
+                for name, pool in summary["pools"].items()]
+    return [_profile_text(summary["latency_profile"])]
+
+
+def _profile_text(profile: dict) -> str:
+    if profile["calibrated_for_this_configuration"]:
+        match = ", ".join(f"{k}={v}" for k, v in profile["matched"].items())
+        how = f"calibrated for this configuration ({match})"
+    else:
+        how = "not calibrated for this configuration, so the default roofline coefficients apply"
+    return f"step times from latency profile `{profile['name']}`, {how}."

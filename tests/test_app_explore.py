@@ -1,0 +1,197 @@
+"""The Explore page and the modules behind it: the settings -> scenario mapping, the run's
+chart frames, the figure formatting, and the page itself through Streamlit's AppTest."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from streamlit.testing.v1 import AppTest
+
+from app.explore_form import WORKLOADS, ExploreInputs, scenario_document
+from app.run_figures import Figure, format_value, profile_lines, slo_lines
+from app.simulation import TIMELINE_BUCKETS, _integral_to, scenario_from_yaml, simulate
+from sim.errors import ScenarioError
+from sim.scenario import parse_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = str(ROOT / "app" / "pages" / "explore.py")
+
+
+def small(**changes) -> ExploreInputs:
+    return dataclasses.replace(ExploreInputs(duration_s=60.0), **changes)
+
+
+# --- settings -> scenario -------------------------------------------------------------------
+
+@pytest.mark.parametrize("workload", WORKLOADS)
+def test_every_workload_choice_makes_a_valid_scenario(workload):
+    scenario = parse_scenario(scenario_document(small(workload=workload)))
+    assert scenario.model == "llama-3.1-8b"
+    assert (scenario.workload.trace is not None) == (workload == "bundled trace")
+
+
+def test_request_level_batching_gets_batch_keys_and_no_token_budget():
+    engine = scenario_document(small(scheduler="dynamic", static_batch_size=16,
+                                     batch_timeout_ms=20.0))["engine"]
+    assert engine["static_batch_size"] == 16 and engine["batch_timeout_ms"] == 20.0
+    assert "max_num_seqs" not in engine
+
+
+def test_token_budget_is_raised_to_cover_every_sequence():
+    engine = scenario_document(small(max_num_seqs=1024, max_num_batched_tokens=512))["engine"]
+    assert engine["max_num_batched_tokens"] == 1024  # vLLM needs a token per running sequence
+
+
+def test_gateway_only_when_it_has_a_window_and_burstiness_picks_gamma():
+    assert "gateway" not in scenario_document(small())
+    doc = scenario_document(small(gateway_window_ms=20.0, gateway_max_batch=8,
+                                  burstiness_cv=3.0))
+    assert doc["gateway"] == {"window_ms": 20.0, "max_batch": 8}
+    assert doc["workload"]["arrivals"] == {"process": "gamma", "rate_per_s": 8.0, "cv": 3.0}
+
+
+def test_shared_prefix_has_enough_prompts_for_the_window():
+    doc = scenario_document(small(workload="shared system prompt", rate_per_s=10.0,
+                                  prefix_groups=4))
+    spec = doc["workload"]["shared_prefix"]
+    assert spec["num_groups"] * spec["prompts_per_group"] >= 10.0 * 60.0
+
+
+# --- the run's frames -----------------------------------------------------------------------
+
+def test_integral_of_intervals_is_exact():
+    # [0, 2) at level 3 and [1, 4) at level 1, measured at 0..5
+    points = np.arange(6, dtype=float)
+    got = _integral_to(points, np.array([0.0, 1.0]), np.array([2.0, 4.0]), np.array([3.0, 1.0]))
+    assert got.tolist() == [0.0, 3.0, 7.0, 8.0, 9.0, 9.0]
+
+
+@pytest.fixture(scope="module")
+def chat_run():
+    return simulate(parse_scenario(scenario_document(small())))
+
+
+def test_timeline_counts_every_request_once(chat_run):
+    width = chat_run.timeline["time_s"].iloc[0] * 2
+    assert len(chat_run.timeline) == TIMELINE_BUCKETS
+    assert (chat_run.timeline["arrivals_per_s"] * width).sum() == pytest.approx(
+        len(chat_run.records))
+
+
+def test_timeline_shares_are_shares_and_batches_respect_the_limit(chat_run):
+    timeline = chat_run.timeline
+    assert timeline["kv_used_share"].between(0, 1).all()
+    assert timeline["kv_used_share"].max() > 0
+    batch = timeline["batch_size"].dropna()
+    assert (batch > 0).all() and (batch <= 256).all()
+
+
+def test_cdf_is_monotone_and_matches_the_summary(chat_run):
+    cdf = chat_run.cdf
+    assert set(cdf["metric"]) == {"TTFT", "TPOT", "E2E"}
+    for _, part in cdf.groupby("metric"):
+        assert part["latency_ms"].is_monotonic_increasing
+    ttft = cdf[cdf["metric"] == "TTFT"]
+    assert ttft["latency_ms"].max() == pytest.approx(
+        chat_run.records["ttft_ms"].max())
+    assert np.quantile(chat_run.records["ttft_ms"].dropna(), 0.5) == pytest.approx(
+        chat_run.summary["ttft_ms"]["p50"])
+
+
+def test_bad_yaml_is_a_scenario_error_naming_the_problem():
+    with pytest.raises(ScenarioError, match="not valid YAML"):
+        scenario_from_yaml("model: [unclosed")
+    with pytest.raises(ScenarioError, match="hardware"):
+        scenario_from_yaml("model: llama-3.1-8b\nhardware: {gpu: h100-sxm, replicas: 0}\n")
+
+
+# --- figures --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value, unit, text", [
+    (95.54, "ms", "95.5 ms"), (293.2, "ms", "293 ms"), (28_953, "ms", "29.0 s"),
+    (2.64, "usd", "$2.64"), (0.04013, "usd", "$0.0401"), (1927.2, "usd_month", "$1,927"),
+    (0.539, "percent", "53.9 %"), (18_354, "tok/s", "18.4k tok/s"),
+    (4_550_184, "tok/usd", "4.55M tok/$"), (None, "ms", "–"),
+])
+def test_values_are_printed_with_units_and_sensible_precision(value, unit, text):
+    assert format_value(value, unit) == text
+
+
+def test_changes_are_relative_or_in_points():
+    assert Figure("TTFT p95", 150.0, "ms", "lower").change_text(300.0) == "-50.0 %"
+    assert Figure("KV", 0.6, "percent").change_text(0.5) == "+10.0 pts"
+    assert Figure("x", 1.0, "ms").change_text(1.0) is None
+    assert Figure("x", 1.0, "ms").change_text(None) is None
+
+
+def test_slo_lines_and_profile_line(chat_run):
+    lines = slo_lines(chat_run.summary)
+    assert [met for _, met in lines] == [True, True]
+    assert lines[0][0].startswith("p95 TTFT") and "800 ms" in lines[0][0]
+    assert "not calibrated" in profile_lines(chat_run.summary)[0]
+
+
+# --- the page -------------------------------------------------------------------------------
+
+def _page() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    return at.number_input(key="explore_duration").set_value(60.0).run()  # a quicker run
+
+
+def _metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_page_renders_numbers_and_the_profile_behind_them():
+    at = _page()
+    assert not at.exception
+    assert _metric(at, "TTFT p95").endswith("ms")
+    assert _metric(at, "Fleet $/hour") == "$2.64"
+    assert any("latency profile" in info.value for info in at.info)
+    assert len(at.get("download_button")) == 1
+    assert scenario_from_yaml(at.session_state["explore_scenario_yaml"]).model == "llama-3.1-8b"
+
+
+def test_changing_the_rate_and_the_gpu_changes_the_numbers():
+    at = _page()
+    ttft = _metric(at, "TTFT p95")
+    at.number_input(key="explore_rate").set_value(2.0).run()
+    assert not at.exception
+    assert _metric(at, "TTFT p95") != ttft
+    changed = next(m for m in at.metric if m.label == "TTFT p95")
+    assert changed.delta.startswith("-")  # less load, shorter waits, shown against the last run
+    at.selectbox(key="explore_gpu").set_value("a100-80gb").run()
+    assert _metric(at, "Fleet $/hour") != "$2.64"
+
+
+def test_a_scenario_that_cannot_run_shows_an_error_not_a_traceback():
+    at = _page()
+    at.selectbox(key="explore_model").set_value("llama-3.1-70b").run()
+    at.selectbox(key="explore_gpu").set_value("l4").run()
+    assert not at.exception
+    assert at.error and "cannot run" in at.error[0].value
+
+
+def test_uploading_a_scenario_file_runs_it_and_a_bad_one_shows_an_error():
+    at = _page()
+    at.radio(key="explore_source").set_value("a scenario file").run()
+    at.file_uploader(key="explore_upload").set_value(
+        ("broken.yaml", b"engine: {max_num_seqs: -1}\n", "application/x-yaml")).run()
+    assert not at.exception
+    assert any("broken.yaml" in e.value for e in at.error)
+
+    fleet = (ROOT / "examples" / "fleet-route-classify-to-8b.yaml").read_bytes()
+    at.file_uploader(key="explore_upload").set_value(
+        ("fleet.yaml", fleet, "application/x-yaml")).run()
+    assert not at.exception
+    assert not at.error
+    assert "Pool **small**" in " ".join(info.value for info in at.info)
+
+    at.file_uploader(key="explore_upload").set_value(
+        ("junk.yaml", bytes(range(256)), "application/x-yaml")).run()
+    assert any("not UTF-8" in e.value for e in at.error)

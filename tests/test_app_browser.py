@@ -1,0 +1,134 @@
+"""The app in a real browser: `servesim app` on a free local port, driven by Playwright with
+Debian's chromium (installed by `make test`), one screenshot per page as a test artifact.
+
+Screenshots go to build/test-artifacts/app/ (SERVESIM_ARTIFACTS overrides the folder; the user
+guide's pictures in docs/images/ are made this way).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from app.cli import streamlit_command
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("SERVESIM_ARTIFACTS", ROOT / "build" / "test-artifacts" / "app"))
+START_TIMEOUT_S = 90
+RESULT_TIMEOUT_MS = 120_000
+PAGES = {  # url path -> a heading the page shows once it has rendered
+    "": "Explore a serving setup",
+    "compare": "Compare",
+    "plan": "Plan",
+    "traces": "Traces",
+    "calibration": "Calibration",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the app exited with code {server.returncode} before serving")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                if reply.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"the app did not answer at {url} within {START_TIMEOUT_S} s")
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    assert Path(CHROMIUM).exists(), (
+        f"{CHROMIUM} is missing: run scripts/install_chromium.sh (make test does)")
+    port = _free_port()
+    server = subprocess.Popen(streamlit_command(port, "127.0.0.1", 50), cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, server)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 2000})
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+def _metric_value(page, label: str) -> str:
+    metric = page.locator("[data-testid='stMetric']").filter(has_text=label).first
+    return metric.locator("[data-testid='stMetricValue']").inner_text()
+
+
+def _shot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def test_explore_updates_when_a_setting_changes(app_url, page):
+    page.goto(app_url)
+    page.get_by_text("TTFT p95").first.wait_for(timeout=RESULT_TIMEOUT_MS)
+    before = _metric_value(page, "TTFT p95")
+    rate = page.get_by_label("Arrival rate (requests/s)")
+    rate.fill("3")
+    rate.press("Enter")
+    page.wait_for_function(
+        """([label, before]) => [...document.querySelectorAll("[data-testid='stMetric']")]
+             .some(m => m.innerText.includes(label) &&
+                        !m.querySelector("[data-testid='stMetricValue']").innerText
+                          .includes(before))""",
+        arg=["TTFT p95", before], timeout=RESULT_TIMEOUT_MS)
+    after = _metric_value(page, "TTFT p95")
+    assert after != before
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert _shot(page, "explore").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("path", [p for p in PAGES if p])
+def test_every_page_renders_in_a_browser(app_url, page, path):
+    page.goto(f"{app_url}/{path}")
+    page.get_by_role("heading", name=PAGES[path]).first.wait_for(timeout=RESULT_TIMEOUT_MS)
+    # let the first results arrive (the status widget says "Running" while the script runs)
+    page.wait_for_function(
+        "() => !document.querySelector(\"[data-testid='stStatusWidget']\")",
+        timeout=RESULT_TIMEOUT_MS)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert _shot(page, path).stat().st_size > 10_000

@@ -116,7 +116,7 @@ def replay_figures(summary: dict) -> dict[str, str]:
         "p95 TTFT": _ms(summary["ttft_ms"]["p95"]),
         "p95 TPOT": _ms(summary["tpot_ms"]["p95"]),
         "p95 E2E": _ms(summary["e2e_ms"]["p95"]),
-        "throughput": f"{thr['requests_per_s']:,.2f} req/s",
+        "throughput": f"{thr['requests_per_s']:,.1f} req/s",
         "output tokens/s": f"{thr['output_tokens_per_s']:,.0f}",
         "$ per 1M tokens": _usd(cost.get("usd_per_million_tokens"), 3),
         "monthly bill": _usd(cost.get("monthly_usd"), 0),

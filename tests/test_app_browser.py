@@ -25,13 +25,14 @@ CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("SERVESIM_ARTIFACTS", ROOT / "build" / "test-artifacts" / "app"))
 START_TIMEOUT_S = 90
 RESULT_TIMEOUT_MS = 120_000
-PAGES = {  # url path -> a heading the page shows once it has rendered
-    "": "Explore a serving setup",
-    "compare": "Compare",
-    "plan": "Plan",
-    "traces": "Traces",
-    "calibration": "Calibration",
+PAGES = {  # url path -> (its title, a heading drawn near the end of its first run)
+    "": ("Explore a serving setup", "Engine"),
+    "compare": ("Compare scenarios", "Before/after report"),
+    "plan": ("Plan a fleet", "Candidates"),
+    "traces": ("Traces", "Replay on a fleet"),
+    "calibration": ("Calibration", "Where these figures come from"),
 }
+SETTLE_S = 1.5  # a page counts as drawn when its text stays the same this long
 
 
 def _free_port() -> int:
@@ -96,6 +97,21 @@ def _metric_value(page, label: str) -> str:
     return metric.locator("[data-testid='stMetricValue']").inner_text()
 
 
+def _settle(page) -> None:
+    """Wait until the script run is over: no placeholder skeletons, no running indicator, and
+    the page's text unchanged for SETTLE_S (the indicator alone can be missed before a run)."""
+    deadline = time.monotonic() + RESULT_TIMEOUT_MS / 1e3
+    last = None
+    while time.monotonic() < deadline:
+        busy = page.locator("[data-testid='stSkeleton'], [data-testid='stStatusWidget']").count()
+        text = page.locator("[data-testid='stMain']").inner_text()
+        if not busy and text == last:
+            return
+        last = text
+        page.wait_for_timeout(SETTLE_S * 1e3)
+    raise TimeoutError("the page kept changing")
+
+
 def _shot(page, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
@@ -118,17 +134,29 @@ def test_explore_updates_when_a_setting_changes(app_url, page):
         arg=["TTFT p95", before], timeout=RESULT_TIMEOUT_MS)
     after = _metric_value(page, "TTFT p95")
     assert after != before
+    _settle(page)
     assert page.locator("[data-testid='stException']").count() == 0
     assert _shot(page, "explore").stat().st_size > 10_000
 
 
-@pytest.mark.parametrize("path", [p for p in PAGES if p])
+@pytest.mark.parametrize("path", ["compare", "traces", "calibration"])
 def test_every_page_renders_in_a_browser(app_url, page, path):
+    title, last_heading = PAGES[path]
     page.goto(f"{app_url}/{path}")
-    page.get_by_role("heading", name=PAGES[path]).first.wait_for(timeout=RESULT_TIMEOUT_MS)
-    # let the first results arrive (the status widget says "Running" while the script runs)
-    page.wait_for_function(
-        "() => !document.querySelector(\"[data-testid='stStatusWidget']\")",
-        timeout=RESULT_TIMEOUT_MS)
+    page.get_by_role("heading", name=title).first.wait_for(timeout=RESULT_TIMEOUT_MS)
+    page.get_by_role("heading", name=last_heading).first.wait_for(timeout=RESULT_TIMEOUT_MS)
+    _settle(page)
     assert page.locator("[data-testid='stException']").count() == 0
     assert _shot(page, path).stat().st_size > 10_000
+
+
+def test_plan_finds_the_cheapest_fleets_in_a_browser(app_url, page):
+    page.goto(f"{app_url}/plan")
+    page.get_by_role("heading", name="Candidates").first.wait_for(timeout=RESULT_TIMEOUT_MS)
+    _settle(page)
+    page.get_by_role("button", name="Find cheapest fleets").click()
+    page.get_by_role("heading", name="Cheapest fleets").first.wait_for(timeout=RESULT_TIMEOUT_MS)
+    _settle(page)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.locator("[data-testid='stDataFrame']").count() >= 1
+    assert _shot(page, "plan").stat().st_size > 10_000

@@ -56,7 +56,7 @@ def test_default_trace_renders_figures_and_replay(default_page):
     assert not at.error
     shown = metrics(at)
     assert shown["requests"] == "19,366"  # azure-conv-2023, every row
-    assert shown["mean rate"] == "5.53 req/s"
+    assert shown["mean rate"] == "5.5 req/s"
     assert shown["requests replayed"] == "2,000"  # the default cap
     assert shown["SLO"] in ("met", "missed")
     assert shown["p95 TTFT"].endswith(("ms", " s"))
@@ -138,7 +138,7 @@ def test_a_valid_upload_shows_its_figures():
     shown = metrics(at)
     assert shown["requests"] == "4"
     assert shown["duration"] == "4 s"
-    assert shown["mean rate"] == "1.00 req/s"
+    assert shown["mean rate"] == "1.0 req/s"
     assert any("Detected: **azure**" in c.value for c in at.caption)
     assert shown["requests replayed"] == "4"
     assert any("temporary copy on this server" in c.value for c in at.caption)
@@ -315,7 +315,7 @@ def test_replay_figures_and_slo_verdict():
     }
     assert replay_figures(summary) == {
         "p50 TTFT": "12.3 ms", "p95 TTFT": "250 ms", "p95 TPOT": "9.9 ms", "p95 E2E": "12.3 s",
-        "throughput": "1.50 req/s", "output tokens/s": "1,234", "$ per 1M tokens": "$0.123",
+        "throughput": "1.5 req/s", "output tokens/s": "1,234", "$ per 1M tokens": "$0.123",
         "monthly bill": "$1,927", "SLO": "met", "requests replayed": "10", "rejected": "1",
         "bad rows dropped": "3",
     }

@@ -124,12 +124,12 @@ cells[0].metric("requests", f"{stats['rows']:,}")
 cells[1].metric("duration", duration_text(stats["span_s"]),
                 help="Last arrival less the first.")
 rate = stats["mean_rate_per_s"]
-cells[2].metric("mean rate", "–" if rate is None else f"{rate:,.2f} req/s")
+cells[2].metric("mean rate", "–" if rate is None else f"{rate:,.1f} req/s")
 cv = stats["burstiness_cv"]
 cells[3].metric("burstiness (CV)", "–" if cv is None else f"{cv:.2f}",
                 help="Coefficient of variation of the gaps between arrivals: 1 for Poisson "
                      "traffic, above 1 for bursts.")
-cells[4].metric("peak rate", f"{figures.rate['requests_per_s'].max():,.2f} req/s",
+cells[4].metric("peak rate", f"{figures.rate['requests_per_s'].max():,.1f} req/s",
                 help=f"The busiest {duration_text(figures.rate_bucket_s)} of the trace.")
 prefix = stats["prefix"]
 if prefix is not None:

@@ -28,7 +28,8 @@ class Figure:
         if previous is None or self.value is None or previous == self.value:
             return None
         if self.unit == "percent":
-            return f"{(self.value - previous) * 100:+.1f} pts"
+            points = (self.value - previous) * 100
+            return None if abs(points) < 0.05 else f"{points:+.1f} pts"
         if previous == 0:
             return None
         return f"{(self.value - previous) / abs(previous) * 100:+.1f} %"
@@ -47,8 +48,8 @@ def format_value(value: float | None, unit: str) -> str:
         return f"${value:,.0f}"
     if unit == "percent":
         return f"{value * 100:.1f} %"
-    if unit in ("tok/s", "tok/usd"):
-        return f"{_short(value)} {unit.replace('usd', '$')}"
+    if unit in ("tok/s", "tok/usd"):  # the label names the unit: a metric column is narrow
+        return _short(value)
     if unit == "seqs":
         return f"{value:.1f}"
     return f"{value:,.0f}"
@@ -78,7 +79,7 @@ def cost_figures(summary: dict) -> list[Figure]:
     cost, throughput = summary["cost"], summary["throughput"]
     tokens_per_s = throughput["input_tokens_per_s"] + throughput["output_tokens_per_s"]
     return [
-        Figure("Throughput", tokens_per_s, "tok/s", "higher", "prompt + output tokens per second"),
+        Figure("Throughput (tok/s)", tokens_per_s, "tok/s", "higher", "prompt + output tokens per second"),
         Figure("Fleet $/hour", cost["usd_per_hour"], "usd", "lower",
                f"{cost['gpus']} GPU(s) at ${cost['usd_per_gpu_hour']:.2f}/GPU-hour "
                f"({cost['price_tier']}, {cost['price_as_of']})"),

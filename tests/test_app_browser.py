@@ -150,6 +150,23 @@ def test_every_page_renders_in_a_browser(app_url, page, path):
     assert _shot(page, path).stat().st_size > 10_000
 
 
+def test_compare_downloads_a_before_after_report(app_url, page):
+    page.goto(f"{app_url}/compare")
+    page.get_by_role("heading", name="Before/after report").first.wait_for(
+        timeout=RESULT_TIMEOUT_MS)
+    _settle(page)
+    with page.expect_download(timeout=RESULT_TIMEOUT_MS) as download:
+        page.get_by_role("button", name="Download the report (HTML)").click()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    report = ARTIFACTS / "compare-report.html"
+    download.value.save_as(report)
+    html = report.read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>")
+    assert "data:image/png;base64," in html and "monthly" in html.lower()
+    page.goto(report.as_uri())  # the report as finance would open it, offline
+    assert _shot(page, "compare-report").stat().st_size > 10_000
+
+
 def test_plan_finds_the_cheapest_fleets_in_a_browser(app_url, page):
     page.goto(f"{app_url}/plan")
     page.get_by_role("heading", name="Candidates").first.wait_for(timeout=RESULT_TIMEOUT_MS)

@@ -115,9 +115,9 @@ def test_bad_yaml_is_a_scenario_error_naming_the_problem():
 @pytest.mark.parametrize("value, unit, text", [
     (95.54, "ms", "95.5 ms"), (293.2, "ms", "293 ms"), (28_953, "ms", "29.0 s"),
     (2.64, "usd", "$2.64"), (0.04013, "usd", "$0.0401"), (1927.2, "usd_month", "$1,927"),
-    (0.539, "percent", "53.9 %"), (18_354, "tok/s", "18.4k tok/s"),
-    (4_550_184, "tok/usd", "4.55M tok/$"), (7_057.4, "tok/s", "7.06k tok/s"),
-    (950.2, "tok/s", "950 tok/s"), (None, "ms", "–"),
+    (0.539, "percent", "53.9 %"), (18_354, "tok/s", "18.4k"),
+    (4_550_184, "tok/usd", "4.55M"), (7_057.4, "tok/s", "7.06k"),
+    (950.2, "tok/s", "950"), (None, "ms", "–"),
 ])
 def test_values_are_printed_with_units_and_sensible_precision(value, unit, text):
     assert format_value(value, unit) == text
@@ -126,6 +126,7 @@ def test_values_are_printed_with_units_and_sensible_precision(value, unit, text)
 def test_changes_are_relative_or_in_points():
     assert Figure("TTFT p95", 150.0, "ms", "lower").change_text(300.0) == "-50.0 %"
     assert Figure("KV", 0.6, "percent").change_text(0.5) == "+10.0 pts"
+    assert Figure("KV", 0.5001, "percent").change_text(0.5) is None  # below the shown precision
     assert Figure("x", 1.0, "ms").change_text(1.0) is None
     assert Figure("x", 1.0, "ms").change_text(None) is None
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from calibrate.request_run import RequestRun
+from sim.dtypes import resolve_kv_dtype
 from sim.engine import simulate
 from sim.latency_model import LatencyModel
 from sim.latency_profile import Coefficients
@@ -52,11 +53,14 @@ def deployment_for(run: RequestRun, profile: str = "default") -> Deployment:
 def with_coefficients(deployment: Deployment, coefficients: Coefficients) -> Deployment:
     """The same deployment with its step times from other coefficients."""
     sc = deployment.scenario
+    # "auto" KV is the weight dtype's width (fp32 for an fp32 model), as ``sim.run.resolve``
+    # takes it; the raw "auto" would time an fp32 model's KV reads at half their bytes
+    kv_dtype = resolve_kv_dtype(sc.engine.kv_cache_dtype, sc.engine.weight_dtype)
     latency = LatencyModel(
         deployment.model, deployment.gpu, coefficients,
         tensor_parallel=sc.hardware.tensor_parallel, weight_dtype=sc.engine.weight_dtype,
         kv_bytes_per_token_per_gpu=kv_bytes_per_token_per_gpu(
-            deployment.model, sc.hardware.tensor_parallel, sc.engine.kv_cache_dtype),
+            deployment.model, sc.hardware.tensor_parallel, kv_dtype),
     )
     return dataclasses.replace(deployment,
                                setup=dataclasses.replace(deployment.setup, latency=latency))

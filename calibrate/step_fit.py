@@ -19,6 +19,7 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from calibrate.step_sample import StepSample
+from sim.dtypes import resolve_kv_dtype
 from sim.gpu import load_gpu
 from sim.latency_model import LatencyModel
 from sim.latency_profile import Coefficients, LatencyProfile
@@ -45,11 +46,13 @@ def predict(samples: list[StepSample], coefficients: CoefficientsFor) -> np.ndar
         key = (s.config, c)
         if key not in models:
             spec = load_model(s.model)
+            # samples do not record the KV dtype; the engines they come from ran "auto", which
+            # is the weight dtype's width (fp32 for an fp32 model), as ``sim.run.resolve`` has it
             models[key] = LatencyModel(
                 spec, load_gpu(s.gpu), c, tensor_parallel=s.tensor_parallel,
                 weight_dtype=s.weight_dtype,
                 kv_bytes_per_token_per_gpu=kv_bytes_per_token_per_gpu(
-                    spec, s.tensor_parallel, "auto"),
+                    spec, s.tensor_parallel, resolve_kv_dtype("auto", s.weight_dtype)),
             )
         out[i] = models[key].step_time(s.batch)
     return out

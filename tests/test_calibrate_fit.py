@@ -83,6 +83,28 @@ def test_the_bundled_measurements_read_as_samples() -> None:
     assert 0 < len(static) - len(kept) < len(static) // 4  # a few impossible points dropped
 
 
+def test_a_fit_times_an_fp32_models_steps_as_a_scenario_run_does() -> None:
+    """KV "auto" is fp32 for an fp32 model: the fit's predictions must read the KV bytes
+    ``sim.run.resolve`` does, or a profile fitted to the CPU engine's tiny-llama steps would
+    carry the difference in its coefficients."""
+    from sim.run import resolve
+    from sim.scenario import parse_scenario
+
+    root = Path(__file__).resolve().parent.parent
+    steps = read_samples(root / "calibrate" / "data" / "vllm_cpu_tiny_llama" / "steps.parquet")
+    decode = [s for s in steps if s.kind == "decode"][:20]
+    assert {s.config for s in decode} == {("tiny-llama", "x86-cpu-2c", 1, "fp32")}
+    deployment = resolve(parse_scenario({
+        "model": "tiny-llama", "hardware": {"gpu": "x86-cpu-2c", "price_usd_per_hour": 0},
+        "engine": {"weight_dtype": "fp32", "num_gpu_blocks": 2048, "latency_profile": "default"},
+        "workload": {"arrivals": {"process": "all_at_once"}, "num_requests": 1,
+                     "lengths": {"input": 1, "output": 1}},
+    }))
+    latency = deployment.setup.latency
+    expected = [latency.step_time(s.batch) for s in decode]
+    assert predict(decode, lambda s: latency.coefficients) == pytest.approx(expected, rel=1e-12)
+
+
 def test_calibrate_ingest_then_fit_writes_a_profile_the_simulator_loads(tmp_path: Path,
                                                                         capsys) -> None:
     from sim.cli import main

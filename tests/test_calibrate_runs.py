@@ -83,6 +83,20 @@ def test_replaying_a_bundled_run_gives_the_documented_errors() -> None:
     assert errors[("E2E", "mean")] == pytest.approx(19.9, abs=0.5)
 
 
+def test_a_replay_with_given_coefficients_is_the_replay_a_scenario_run_makes() -> None:
+    """``with_coefficients`` (the path run fits and replays take) with the deployment's own
+    coefficients must simulate what ``deployment_for`` does; on the CPU run's fp32 model, KV
+    "auto" is fp32 there, not 16-bit."""
+    from calibrate.replay import simulated
+
+    root = Path(__file__).resolve().parent.parent
+    run = load_run(root / "calibrate" / "data" / "vllm_cpu_tiny_llama" / "runs" / "replay-0")
+    assert run.config.weight_dtype == "fp32"
+    deployment = deployment_for(run)
+    again = with_coefficients(deployment, deployment.setup.latency.coefficients)
+    assert simulated(run, again) == simulated(run, deployment)
+
+
 def test_ingest_validate_and_fit_from_the_command_line(tmp_path: Path, capsys) -> None:
     assert main(["calibrate", "ingest", "llmservingsim-runs", "--out", str(tmp_path / "runs")]) == 0
     run = tmp_path / "runs" / "rtxpro6000-llama-3.1-8b"

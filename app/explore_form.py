@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-WORKLOADS = ("chat (ShareGPT lengths)", "long documents (arXiv lengths)", "shared system prompt",
-             "bundled trace")
+WORKLOADS = ("chat (ShareGPT lengths)", "long documents (arXiv lengths)",
+             "my own lengths (lognormal)", "shared system prompt", "bundled trace",
+             "uploaded trace")
+TRACE_WORKLOADS = ("bundled trace", "uploaded trace")
 SCHEDULERS = ("continuous", "dynamic", "static", "naive")
 WEIGHT_FORMATS = ("bf16", "fp16", "fp8", "int8", "awq-int4", "gptq-int4")
 KV_DTYPES = ("auto", "fp8")
@@ -51,7 +53,10 @@ class ExploreInputs:
     system_prompt_tokens: int = 2000
     question_tokens: int = 200
     output_tokens: int = 250
-    trace: str = "azure-conv-2023"
+    input_mean_tokens: int = 1000
+    output_mean_tokens: int = 250
+    length_sigma: float = 1.0  # lognormal spread of both lengths (0.5 narrow, 1.5 wide)
+    trace: str = "azure-conv-2023"  # a bundled name, or the saved path of an uploaded trace
     trace_rate_scale: float = 1.0
     trace_max_requests: int = 5000
     ttft_p95_ms: float = 800.0
@@ -103,7 +108,7 @@ def _engine(inputs: ExploreInputs) -> dict[str, Any]:
 
 
 def _workload(inputs: ExploreInputs) -> dict[str, Any]:
-    if inputs.workload == "bundled trace":
+    if inputs.workload in TRACE_WORKLOADS:
         trace: dict[str, Any] = {"path": inputs.trace}
         if inputs.trace_rate_scale != 1.0:
             trace["rate_scale"] = inputs.trace_rate_scale
@@ -120,6 +125,11 @@ def _workload(inputs: ExploreInputs) -> dict[str, Any]:
                 "question_tokens": inputs.question_tokens,
                 "output_tokens": inputs.output_tokens,
             }
+        elif inputs.workload == "my own lengths (lognormal)":
+            workload["lengths"] = {
+                "input": _lognormal(inputs.input_mean_tokens, inputs.length_sigma),
+                "output": _lognormal(inputs.output_mean_tokens, inputs.length_sigma),
+            }
         else:
             dataset = _DATASET[inputs.workload]
             max_in, max_out = _MAX_LENGTHS[dataset]
@@ -130,6 +140,11 @@ def _workload(inputs: ExploreInputs) -> dict[str, Any]:
     if inputs.max_tokens > 0:
         workload["max_tokens"] = inputs.max_tokens
     return workload
+
+
+def _lognormal(mean: int, sigma: float) -> dict[str, Any]:
+    # capped at 16x the mean: the far tail of a wide lognormal is not a real request
+    return {"dist": "lognormal", "mean": mean, "sigma": sigma, "max": 16 * mean}
 
 
 def _arrivals(inputs: ExploreInputs) -> dict[str, Any]:

@@ -10,8 +10,11 @@ from sim.gpu import list_gpus
 from sim.model_catalog import list_models
 from traces.bundled import names as bundled_traces
 
+from traces.errors import TraceError
+
 from app.explore_form import (KV_DTYPES, PRICE_TIERS, SCHEDULERS, WEIGHT_FORMATS, WORKLOADS,
                               ExploreInputs)
+from app.trace_upload import SUFFIXES, store_upload
 
 D = ExploreInputs()  # the defaults
 TP_CHOICES = (1, 2, 4, 8)
@@ -109,8 +112,9 @@ def _workload() -> dict:
     with st.expander("Traffic", expanded=True):
         kind = _select("Workload", WORKLOADS, D.workload, "explore_workload")
         values: dict = {"workload": kind}
-        if kind == "bundled trace":
-            values["trace"] = _select("Trace", bundled_traces(), D.trace, "explore_trace")
+        if kind in ("bundled trace", "uploaded trace"):
+            values["trace"] = (_select("Trace", bundled_traces(), D.trace, "explore_trace")
+                               if kind == "bundled trace" else _uploaded_trace())
             values["trace_rate_scale"] = st.number_input(
                 "Rate scale (x the trace's rate)", 0.01, 100.0, D.trace_rate_scale, step=0.25,
                 key="explore_trace_rate_scale")
@@ -125,6 +129,16 @@ def _workload() -> dict:
             key="explore_cv")
         values["duration_s"] = st.number_input("Duration (s)", 1.0, 86_400.0, D.duration_s,
                                                step=60.0, key="explore_duration")
+        if kind == "my own lengths (lognormal)":
+            values["input_mean_tokens"] = st.number_input(
+                "Prompt, mean (tokens)", 1, 200_000, D.input_mean_tokens, step=100,
+                key="explore_input_mean")
+            values["output_mean_tokens"] = st.number_input(
+                "Reply, mean (tokens)", 1, 32_768, D.output_mean_tokens, step=50,
+                key="explore_output_mean")
+            values["length_sigma"] = st.slider(
+                "Spread of lengths (lognormal sigma)", 0.1, 2.0, D.length_sigma, step=0.1,
+                key="explore_sigma")
         if kind == "shared system prompt":
             values["prefix_groups"] = st.number_input("System prompts (groups)", 1, 10_000,
                                                       D.prefix_groups, key="explore_groups")
@@ -137,6 +151,22 @@ def _workload() -> dict:
             values["output_tokens"] = st.number_input(
                 "Output (tokens)", 1, 32_768, D.output_tokens, step=50, key="explore_output_tokens")
         return values
+
+
+def _uploaded_trace() -> str:
+    """The saved path of this session's uploaded trace; stops the page until there is one."""
+    upload = st.file_uploader("Trace file", type=[suffix.lstrip(".") for suffix in SUFFIXES],
+                              key="explore_trace_upload",
+                              help="Any format the Traces page reads; look at a trace there first "
+                                   "to check its format and bad rows.")
+    if upload is None:
+        st.info("Upload a trace file to replay it.")
+        st.stop()
+    try:
+        return str(store_upload(upload, st.session_state))
+    except TraceError as exc:
+        st.error(f"{upload.name}: {exc}", icon=":material/error:")
+        st.stop()
 
 
 def _slo() -> dict:

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
-from app.cli import streamlit_command
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -61,7 +60,9 @@ def app_url():
     assert Path(CHROMIUM).exists(), (
         f"{CHROMIUM} is missing: run scripts/install_chromium.sh (make test does)")
     port = _free_port()
-    server = subprocess.Popen(streamlit_command(port, "127.0.0.1", 50), cwd=ROOT,
+    servesim = Path(sys.executable).parent / "servesim"  # the installed command, as users run it
+    server = subprocess.Popen([str(servesim), "app", "--port", str(port), "--address",
+                               "127.0.0.1", "--max-upload-mb", "50"], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -32,7 +32,7 @@ def small(**changes) -> ExploreInputs:
 def test_every_workload_choice_makes_a_valid_scenario(workload):
     scenario = parse_scenario(scenario_document(small(workload=workload)))
     assert scenario.model == "llama-3.1-8b"
-    assert (scenario.workload.trace is not None) == (workload == "bundled trace")
+    assert (scenario.workload.trace is not None) == workload.endswith("trace")
 
 
 def test_request_level_batching_gets_batch_keys_and_no_token_budget():
@@ -197,3 +197,30 @@ def test_uploading_a_scenario_file_runs_it_and_a_bad_one_shows_an_error():
     at.file_uploader(key="explore_upload").set_value(
         ("junk.yaml", bytes(range(256)), "application/x-yaml")).run()
     assert any("not UTF-8" in e.value for e in at.error)
+
+
+def test_an_uploaded_trace_is_replayed_and_a_bad_one_is_named():
+    at = _page()
+    at.selectbox(key="explore_workload").set_value("uploaded trace").run()
+    assert not at.exception
+    assert any("Upload a trace file" in info.value for info in at.info)
+
+    rows = "".join(f"2023-11-16 18:15:{i:02d}.0,{200 + i},{20 + i}\n" for i in range(40))
+    good = ("TIMESTAMP,ContextTokens,GeneratedTokens\n" + rows).encode()
+    at.file_uploader(key="explore_trace_upload").set_value(("mine.csv", good, "text/csv")).run()
+    assert not at.exception and not at.error
+    assert any("40 of 40 requests" in m.value for m in at.markdown)
+
+    at.file_uploader(key="explore_trace_upload").set_value(("empty.csv", b"", "text/csv")).run()
+    assert not at.exception
+    assert any("empty.csv" in e.value for e in at.error)
+
+
+def test_lognormal_lengths_follow_their_means():
+    short = simulate(parse_scenario(scenario_document(small(
+        workload="my own lengths (lognormal)", input_mean_tokens=200, output_mean_tokens=50))))
+    long = simulate(parse_scenario(scenario_document(small(
+        workload="my own lengths (lognormal)", input_mean_tokens=2000, output_mean_tokens=50))))
+    assert short.records["prompt_tokens"].mean() == pytest.approx(200, rel=0.2)
+    assert long.records["prompt_tokens"].mean() == pytest.approx(2000, rel=0.2)
+    assert long.summary["ttft_ms"]["p50"] > short.summary["ttft_ms"]["p50"]

@@ -19,8 +19,11 @@ st.caption("Pick a model, GPU tier, batching, quantization, caching and traffic 
 
 source = st.sidebar.radio("Scenario from", ["the settings below", "a scenario file"],
                           key="explore_source")
+uploaded_trace = False
 if source == "the settings below":
-    text = yaml.safe_dump(scenario_document(sidebar_inputs()), sort_keys=False)
+    inputs = sidebar_inputs()
+    uploaded_trace = inputs.workload == "uploaded trace"
+    text = yaml.safe_dump(scenario_document(inputs), sort_keys=False)
     st.session_state["explore_form_yaml"] = text
 else:
     upload = st.sidebar.file_uploader("Scenario file (YAML)", type=["yaml", "yml"],
@@ -111,3 +114,6 @@ with cdf_tab:
 with st.expander("The scenario behind these numbers"):
     st.code(run.scenario_yaml, language="yaml")
 download_scenario(run.scenario_yaml, summary["scenario"], key="explore_download")
+if uploaded_trace:
+    st.caption("This scenario reads your uploaded trace from this server's temporary copy; to "
+               "run it elsewhere, put the trace file beside it and set workload.trace.path.")

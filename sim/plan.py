@@ -199,14 +199,16 @@ def plan_candidate(task: tuple[Scenario, Candidate, tuple[int, ...]]) -> Candida
 
 def _smallest_fitting_tp(base: Scenario, candidate: Candidate) -> Candidate:
     """The candidate at the smallest TP degree whose memory plan fits (the largest tried
-    when none does, so its plan says why)."""
+    when none does, so its plan says why). A problem no TP degree changes (no price for the
+    GPU) stops the search at once, so the candidate is reported at TP 1 with that reason."""
     for tp in TP_CHOICES:
         trying = replace(candidate, tensor_parallel=tp)
         try:
-            resolve(candidate_scenario(base, trying))
-            return trying
+            problem = _unusable(candidate_scenario(base, trying))
         except ScenarioError:
             continue
+        if problem is None or problem[0] != "does_not_fit":
+            return trying
     return replace(candidate, tensor_parallel=TP_CHOICES[-1])
 
 

@@ -164,6 +164,13 @@ def test_auto_tp_picks_the_smallest_degree_that_fits() -> None:
     assert result.candidate.tensor_parallel == 2  # 141 GB of weights: two 80 GB GPUs
 
 
+def test_auto_tp_reports_a_gpu_without_a_price_at_tp_1() -> None:
+    # no TP degree gives the GPU a price, so searching the degrees would only mislabel it TP 8
+    [result] = plan(parse_scenario(SCENARIO),
+                    candidates(["rtx-4090"], ["bf16"], [planning.AUTO_TP]), [7], INLINE)
+    assert (result.status, result.candidate.tensor_parallel) == ("no_price", 1)
+
+
 def test_plan_refuses_a_scenario_without_slo() -> None:
     scenario = parse_scenario({**SCENARIO, "slo": {}})
     with pytest.raises(UserError, match="at least one SLO"):

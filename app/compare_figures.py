@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 import yaml
 
-from sim.comparison import compare
+from sim.comparison import change_pct, compare, lookup
 
 from app.compare_inputs import SloTarget, meets_slo
 
@@ -52,18 +52,7 @@ def _lookup(summary: dict, path: tuple[str, ...]) -> float | None:
         throughput = summary.get("throughput") or {}
         parts = [throughput.get("input_tokens_per_s"), throughput.get("output_tokens_per_s")]
         return None if None in parts else float(sum(parts))
-    node: object = summary
-    for key in path:
-        if not isinstance(node, dict) or key not in node:
-            return None
-        node = node[key]
-    return node if isinstance(node, (int, float)) else None
-
-
-def change_pct(base: float | None, value: float | None) -> float | None:
-    if base is None or value is None or base == 0:
-        return None
-    return (value - base) / abs(base) * 100
+    return lookup(summary, path)
 
 
 def verdict(change: float | None, better: str) -> str:

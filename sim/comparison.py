@@ -28,7 +28,8 @@ METRICS: list[tuple[str, tuple[str, ...], str, str]] = [
 ]
 
 
-def _lookup(summary: dict, path: tuple[str, ...]) -> float | None:
+def lookup(summary: dict, path: tuple[str, ...]) -> float | None:
+    """The number at ``path`` in a run summary, or None where the summary has none."""
     node: object = summary
     for key in path:
         if not isinstance(node, dict) or key not in node:
@@ -37,7 +38,8 @@ def _lookup(summary: dict, path: tuple[str, ...]) -> float | None:
     return node if isinstance(node, (int, float)) else None
 
 
-def _change_pct(base: float | None, value: float | None) -> float | None:
+def change_pct(base: float | None, value: float | None) -> float | None:
+    """The change from ``base`` in percent; None where there is nothing to compare."""
     if base is None or value is None or base == 0:
         return None
     return (value - base) / abs(base) * 100
@@ -47,13 +49,13 @@ def compare(summaries: list[dict]) -> list[dict]:
     """One row per metric: each scenario's value and its change against the first, in %."""
     rows = []
     for label, path, unit, better in METRICS:
-        values = [_lookup(s, path) for s in summaries]
+        values = [lookup(s, path) for s in summaries]
         rows.append({
             "metric": label,
             "unit": unit,
             "better": better,
             "values": values,
-            "change_pct": [None] + [_change_pct(values[0], v) for v in values[1:]],
+            "change_pct": [None] + [change_pct(values[0], v) for v in values[1:]],
         })
     return rows
 

@@ -21,7 +21,7 @@ from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(os.environ.get("SERVESIM_ARTIFACTS", ROOT / "build" / "test-artifacts" / "app"))
+ARTIFACTS = Path(os.environ.get("SERVESIM_ARTIFACTS", ROOT / "build" / "test-artifacts" / "app")).resolve()
 START_TIMEOUT_S = 90
 RESULT_TIMEOUT_MS = 120_000
 PAGES = {  # url path -> (its title, a heading drawn near the end of its first run)

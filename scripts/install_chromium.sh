@@ -17,5 +17,5 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "Installing chromium (Debian package) for the app's browser test..."
 $SUDO apt-get update -q >/dev/null
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium fonts-liberation >/dev/null
 /usr/bin/chromium --version

@@ -51,12 +51,12 @@ if upload is not None:
         choice = uploaded_choice(upload.name, upload.getvalue(), work)
         uploaded[choice.label] = choice
     except ScenarioError as exc:
-        st.error(f"Not a usable latency profile. {exc}", icon="⚠️")
+        st.error(f"Not a usable latency profile. {exc}", icon=":material/error:")
 
 folder = profile_folder()
 from_folder, folder_problems = folder_profiles(folder, work / "folder")
 for problem in folder_problems:
-    st.warning(f"Skipped a profile in {PROFILE_DIR_ENV}: {problem}", icon="⚠️")
+    st.warning(f"Skipped a profile in {PROFILE_DIR_ENV}: {problem}", icon=":material/warning:")
 
 choices = {c.label: c for c in [*shipped_profiles(), *from_folder, *uploaded.values()]}
 st.dataframe(
@@ -94,7 +94,7 @@ st.header("Which configurations are calibrated")
 fitted = calibrated_configurations(profile)
 if fitted.empty:
     st.warning(f"{profile.name} has no calibration for any configuration: every configuration "
-               "uses its base coefficients.", icon="⚠️")
+               "uses its base coefficients.", icon=":material/warning:")
 else:
     st.dataframe(fitted, hide_index=True, width="stretch")
 with st.expander("Every catalog model on every catalog GPU"):
@@ -117,14 +117,14 @@ dtype = col_dtype.selectbox("Weight format", dtypes, key="calibration_dtype",
 status = configuration_status(profile, model, gpu, int(tp), dtype)
 if status.calibrated:
     st.success(f"Calibrated: {profile.name} has an override fitted to this configuration "
-               f"({describe_match(status.match)}).", icon="✅")
+               f"({describe_match(status.match)}).", icon=":material/check_circle:")
 else:
     base = ("the hand-set default roofline values, fitted to nothing" if status.base_is_default
             else "the values the profile gives every configuration without data of its own")
     extra = f" (plus the override for {describe_match(status.match)})" if status.match else ""
     st.warning(f"Not calibrated: {profile.name} has no override for {model} on {gpu} at TP "
                f"{tp}, {dtype}, so it falls back to its base coefficients ({base}){extra}. "
-               "Treat predictions for it as estimates.", icon="⚠️")
+               "Treat predictions for it as estimates.", icon=":material/warning:")
 st.caption(f"A scenario with `engine.latency_profile: auto` (the default) would use the shipped "
            f"**{auto_profile_name(model, gpu, int(tp), dtype)}** profile for this configuration.")
 st.dataframe(resolved_table(status, profile), hide_index=True,

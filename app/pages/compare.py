@@ -57,7 +57,7 @@ try:
     base_data = inputs.read_document(base_text, where=where)
     base_scenario = parse_scenario(base_data)
 except MISTAKES as exc:
-    st.error(f"{where}: {exc}", icon="⚠️")
+    st.error(f"{where}: {exc}", icon=":material/error:")
     st.stop()
 
 knob = inputs.load_knob(base_scenario)
@@ -103,7 +103,7 @@ try:
     with st.spinner("Simulating the baseline…"):
         runs = [simulate_yaml(columns_text[0][1])]
 except MISTAKES as exc:
-    st.error(f"The baseline cannot run: {exc}", icon="⚠️")
+    st.error(f"The baseline cannot run: {exc}", icon=":material/error:")
     st.stop()
 documents = [base_settled]
 
@@ -144,7 +144,7 @@ for i, column in enumerate(st.columns(count)):
             with st.spinner(f"Simulating {label}…"):
                 run = simulate_yaml(change_text)
         except MISTAKES as exc:
-            st.error(f"{label}: {exc}", icon="⚠️")
+            st.error(f"{label}: {exc}", icon=":material/error:")
             continue
         columns_text.append((label, change_text))
         documents.append(document)
@@ -196,7 +196,7 @@ else:
         multipliers = sweep_multipliers(low, high, points)
     except ValueError:
         st.error(f"The sweep goes from {low:g}× to {high:g}× the load: make the first "
-                 "smaller than the second.", icon="⚠️")
+                 "smaller than the second.", icon=":material/warning:")
         multipliers = []
     planned = []
     for name, document in zip(names, documents):
@@ -217,7 +217,7 @@ else:
                                     slo))
     progress.empty()
     for failure in failures:
-        st.error(failure, icon="⚠️")
+        st.error(failure, icon=":material/error:")
     curve = curve_frame(curve_rows)
     if not curve.empty:
         left, right = st.columns(2)

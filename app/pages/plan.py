@@ -62,7 +62,7 @@ try:
     base = scenario_from_yaml(base_text)
     check_page_plannable(base)
 except UserError as exc:
-    st.error(f"This scenario cannot be planned: {exc}", icon="⚠️")
+    st.error(f"This scenario cannot be planned: {exc}", icon=":material/error:")
     st.stop()
 
 fill = prefill(base)
@@ -129,7 +129,7 @@ except UserError as exc:
     problem = str(exc)
 
 if problem:
-    st.error(problem, icon="⚠️")
+    st.error(problem, icon=":material/error:")
 else:
     st.caption(f"{len(space)} candidates × {len(seeds)} seeds: about "
                f"{expected_simulations(len(space), len(seeds))} simulations"
@@ -140,7 +140,7 @@ if st.button("Find cheapest fleets", type="primary", key="plan_run", disabled=bo
     try:
         st.session_state[LAST_PLAN] = cached_plan(text, candidate_keys(space), seeds)
     except (UserError, TraceError) as exc:
-        st.error(f"Planning stopped: {exc}", icon="⚠️")
+        st.error(f"Planning stopped: {exc}", icon=":material/error:")
 
 # --- the answer ---------------------------------------------------------------------------
 outcome = st.session_state.get(LAST_PLAN)
@@ -160,7 +160,7 @@ screened = [p for p in plans if p.status != "ok"]
 st.subheader("Cheapest fleets")
 if best is None:
     st.warning("No candidate holds the targets; the table says why for each. Loosen a target, "
-               "lower the rate, or add faster GPU tiers, formats or TP degrees.", icon="⚠️")
+               "lower the rate, or add faster GPU tiers, formats or TP degrees.", icon=":material/warning:")
 else:
     m1, m2, m3, m4, m5, m6 = st.columns([2.2, 1, 1, 1, 1, 1])
     m1.metric("Cheapest fleet", candidate_label(best),

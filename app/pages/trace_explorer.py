@@ -33,7 +33,7 @@ def show_error(message: str, with_formats: bool = False) -> None:
     if with_formats:
         message += ("\n\nChoose the format under **Format**, or pick **generic** and name the "
                     "columns. Accepted formats:\n\n" + formats_help())
-    st.error(message, icon="⚠️")
+    st.error(message, icon=":material/error:")
 
 
 def is_format_problem(message: str) -> bool:

@@ -1,4 +1,7 @@
-"""The servesim app: this entry file only routes to the pages (one file each in pages/).
+"""The servesim app: this entry file only routes to the pages (one file each in views/).
+
+The folder is not called pages/: Streamlit would read such a folder as an old-style multipage
+app before this file runs, and answer a first visit to /traces with "page not found".
 
     servesim app            (or: make run; or: streamlit run app/main.py)
 """
@@ -8,11 +11,11 @@ import streamlit as st
 st.set_page_config(page_title="servesim", page_icon=":material/speed:", layout="wide")
 
 PAGES = [
-    st.Page("pages/explore.py", title="Explore", icon=":material/explore:", default=True),
-    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
-    st.Page("pages/plan.py", title="Plan", icon=":material/calculate:"),
-    st.Page("pages/trace_explorer.py", title="Traces", icon=":material/timeline:", url_path="traces"),
-    st.Page("pages/calibration.py", title="Calibration", icon=":material/tune:"),
+    st.Page("views/explore.py", title="Explore", icon=":material/explore:", default=True),
+    st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("views/plan.py", title="Plan", icon=":material/calculate:"),
+    st.Page("views/trace_explorer.py", title="Traces", icon=":material/timeline:", url_path="traces"),
+    st.Page("views/calibration.py", title="Calibration", icon=":material/tune:"),
 ]
 
 st.navigation(PAGES).run()

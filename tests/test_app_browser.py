@@ -140,7 +140,7 @@ def test_explore_updates_when_a_setting_changes(app_url, page):
     assert _shot(page, "explore").stat().st_size > 10_000
 
 
-@pytest.mark.parametrize("path", ["compare", "traces", "calibration"])
+@pytest.mark.parametrize("path", ["traces", "compare", "calibration"])
 def test_every_page_renders_in_a_browser(app_url, page, path):
     title, last_heading = PAGES[path]
     page.goto(f"{app_url}/{path}")
@@ -148,6 +148,7 @@ def test_every_page_renders_in_a_browser(app_url, page, path):
     page.get_by_role("heading", name=last_heading).first.wait_for(timeout=RESULT_TIMEOUT_MS)
     _settle(page)
     assert page.locator("[data-testid='stException']").count() == 0
+    assert page.locator("[role='dialog']").count() == 0  # no "page not found" on a deep link
     assert _shot(page, path).stat().st_size > 10_000
 
 
@@ -166,6 +167,20 @@ def test_compare_downloads_a_before_after_report(app_url, page):
     assert "data:image/png;base64," in html and "monthly" in html.lower()
     page.goto(report.as_uri())  # the report as finance would open it, offline
     assert _shot(page, "compare-report").stat().st_size > 10_000
+
+
+def test_a_bad_trace_upload_shows_an_error_in_the_browser(app_url, page):
+    page.goto(f"{app_url}/traces")
+    page.get_by_role("heading", name="Replay on a fleet").first.wait_for(
+        timeout=RESULT_TIMEOUT_MS)
+    _settle(page)
+    page.locator("[data-testid='stRadio'] label").filter(has_text="Upload a file").click()
+    page.locator("input[type='file']").first.set_input_files(
+        files=[{"name": "junk.csv", "mimeType": "text/csv", "buffer": bytes(range(256)) * 8}])
+    error = page.locator("[data-testid='stAlertContentError']").first
+    error.wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert "junk.csv" in error.inner_text()
+    assert page.locator("[data-testid='stException']").count() == 0
 
 
 def test_plan_finds_the_cheapest_fleets_in_a_browser(app_url, page):

@@ -18,7 +18,7 @@ from calibrate.replay import deployment_for, errors_of, simulated_latencies
 from sim.errors import ScenarioError
 from sim.latency_profile import LatencyProfile, load_profile
 
-PAGE = str(Path(__file__).resolve().parent.parent / "app" / "pages" / "calibration.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app" / "views" / "calibration.py")
 
 BASE = {"step_overhead_ms": 2.0, "per_seq_overhead_ms": 0.01, "per_prefill_seq_overhead_ms": 0.2,
         "compute_efficiency": 0.5, "memory_efficiency": 0.7, "allreduce_latency_us": 10.0,

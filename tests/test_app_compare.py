@@ -21,7 +21,7 @@ from app.rate_curve import (best_at_slo, curve_frame, measured_rate, plan_sweep,
 from sim.errors import ScenarioError
 from sim.scenario import parse_scenario
 
-PAGE = str(Path(__file__).resolve().parent.parent / "app" / "pages" / "compare.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app" / "views" / "compare.py")
 SLO = inputs.SloTarget(ttft_p95_ms=800.0, tpot_p95_ms=60.0)
 
 CHAT = {

@@ -19,7 +19,7 @@ from sim.errors import ScenarioError
 from sim.scenario import parse_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGE = str(ROOT / "app" / "pages" / "explore.py")
+PAGE = str(ROOT / "app" / "views" / "explore.py")
 
 
 def small(**changes) -> ExploreInputs:

@@ -18,7 +18,7 @@ from app import plan_view as pv
 from app.plan_chart import pareto_chart
 from app.simulation import scenario_from_yaml
 
-PAGE = str(Path(__file__).resolve().parent.parent / "app" / "pages" / "plan.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app" / "views" / "plan.py")
 
 
 def feasible(gpu: str, dtype: str, usd: float, ttft: float, *, replicas: int = 2,

@@ -17,7 +17,7 @@ from app.trace_view import (bad_row_count_note, duration_text, length_histogram,
                             nice_bucket_s, rate_series, read_figures, readable_error)
 from traces.errors import TraceError
 
-PAGE = str(Path(__file__).resolve().parents[1] / "app" / "pages" / "trace_explorer.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "app" / "views" / "trace_explorer.py")
 GOOD_CSV = (b"TIMESTAMP,ContextTokens,GeneratedTokens\n"
             b"2023-11-16 18:15:46.0,100,20\n"
             b"2023-11-16 18:15:47.0,300,40\n"

@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from pathlib import Path
-
-import yaml
 
 from sim.errors import ScenarioError
 from sim.scenario import Scenario, apply_overrides, parse_scenario, scenario_yaml
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 DEFAULT_EXAMPLE = "azure-conv-hour-h100.yaml"  # one H100 under a realistic chat load
 DEFAULT_DURATION_S = 30.0  # enough requests for stable p95s, fast enough to sweep
 # Common chat targets, used only when the baseline sets no SLO of its own.
@@ -73,27 +69,6 @@ class Settings:
     knob: LoadKnob | None
     duration_s: float
     slo: SloTarget
-
-
-def example_names() -> list[str]:
-    return sorted(path.name for path in EXAMPLES_DIR.glob("*.yaml"))
-
-
-def example_text(name: str) -> str:
-    path = EXAMPLES_DIR / name
-    if path.parent != EXAMPLES_DIR or not path.is_file():
-        raise ScenarioError(f"no bundled example named {name!r}; pick one of {example_names()}")
-    return path.read_text()
-
-
-def read_document(text: str, where: str = "the scenario") -> dict:
-    """The mapping a scenario's YAML holds, checked to be a valid scenario."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"{where} is not valid YAML: {exc}") from None
-    parse_scenario(data, where=where)
-    return data
 
 
 def load_knob(scenario: Scenario) -> LoadKnob | None:

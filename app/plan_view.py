@@ -13,7 +13,6 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 import yaml
@@ -26,9 +25,8 @@ from sim.plan import AUTO_TP, Candidate, CandidatePlan, candidates, check_planna
 from sim.price import list_prices, price_for
 from sim.scenario import Scenario, scenario_yaml
 
-from app.simulation import scenario_from_yaml
+from app.simulation import checked_document, scenario_from_yaml
 
-EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 DEFAULT_EXAMPLE = "plan-chat-8b.yaml"
 # Three tiers of different speed and price, two formats, two seeds and half a minute of
 # traffic: a first plan that finishes in seconds yet already shows a real trade-off.
@@ -50,16 +48,6 @@ METRICS = {
     "tpot": ("p95 TPOT (ms, median over seeds)", False),
     "tokens_per_usd": ("output tokens per $ (median over seeds)", True),
 }
-
-
-def example_names() -> list[str]:
-    """The example scenario files, the planning example first."""
-    names = sorted(p.name for p in EXAMPLES_DIR.glob("*.yaml"))
-    return sorted(names, key=lambda n: n != DEFAULT_EXAMPLE)
-
-
-def read_example(name: str) -> str:
-    return (EXAMPLES_DIR / name).read_text(encoding="utf-8")
 
 
 def check_page_plannable(scenario: Scenario) -> None:
@@ -120,8 +108,7 @@ def planned_yaml(base_text: str, *, ttft_p95_ms: float | None, tpot_p95_ms: floa
     stretch for a trace. A rate or window of None leaves the scenario's own.
     Raises ScenarioError when the result is not a valid scenario.
     """
-    scenario_from_yaml(base_text)  # a bad base names its own problem, before any edit
-    data = yaml.safe_load(base_text)
+    data = checked_document(base_text)  # a bad base names its own problem, before any edit
     slo = {key: value for key, value in (("ttft_p95_ms", ttft_p95_ms),
                                          ("tpot_p95_ms", tpot_p95_ms),
                                          ("e2e_p99_ms", e2e_p99_ms)) if value is not None}

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import streamlit as st
+import yaml
 
+from sim.errors import ScenarioError
 from sim.run import run_scenario
 from sim.scenario import Scenario, parse_scenario, scenario_yaml
-
-import yaml
 
 TIMELINE_BUCKETS = 120  # points on the over-time charts; enough to see bursts, light to draw
 CDF_POINTS = 200
@@ -44,15 +44,24 @@ class AppRun:
     wall_s: float
 
 
-def scenario_from_yaml(text: str) -> Scenario:
+def scenario_from_yaml(text: str, where: str = "the scenario") -> Scenario:
     """Parse scenario YAML typed or uploaded in the app; raises ScenarioError with the fix."""
-    from sim.errors import ScenarioError
+    return parse_scenario(_yaml(text, where), where=where)
 
+
+def checked_document(text: str, where: str = "the scenario") -> dict:
+    """The mapping a scenario's YAML holds, for a page to edit, once it is known to be a valid
+    scenario (ScenarioError naming the problem otherwise)."""
+    data = _yaml(text, where)
+    parse_scenario(data, where=where)
+    return data
+
+
+def _yaml(text: str, where: str):
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ScenarioError(f"the scenario is not valid YAML: {exc}") from None
-    return parse_scenario(data, where="the scenario")
+        raise ScenarioError(f"{where} is not valid YAML: {exc}") from None
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -7,32 +7,29 @@ YAML text in and out, so the result is cached on, and downloadable as, exactly w
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import yaml
 
 from sim.errors import ScenarioError
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+from app.examples import example_names, example_text
+from app.run_figures import format_value
+from app.simulation import checked_document
+
 DEFAULT_BASE = "llama3-8b-h100-shared-prefix.yaml"
 DEFAULT_MAX_REQUESTS = 2000  # a replay in about a second on one core
 DEFAULT_WINDOW_S = 600.0  # the first ten minutes
 
 
-def base_scenarios(folder: Path = EXAMPLES) -> dict[str, str]:
+def base_scenarios() -> dict[str, str]:
     """Example scenarios a trace can replace the workload of: one pool, no trace of their own
     (file name -> YAML text), the default first."""
     found = {}
-    for path in sorted(folder.glob("*.yaml")):
-        text = path.read_text(encoding="utf-8")
+    for name in example_names(first=DEFAULT_BASE):
+        text = example_text(name)
         data = yaml.safe_load(text)
-        if not isinstance(data, dict) or "fleet" in data:
-            continue
-        if "trace" in (data.get("workload") or {}):
-            continue
-        found[path.name] = text
-    if DEFAULT_BASE in found:
-        found = {DEFAULT_BASE: found.pop(DEFAULT_BASE), **found}
+        one_pool = isinstance(data, dict) and "fleet" not in data
+        if one_pool and "trace" not in (data.get("workload") or {}):
+            found[name] = text
     return found
 
 
@@ -61,7 +58,7 @@ def trace_spec(path: str, format: str | None = None, on_bad_rows: str = "error",
 
 def pool_hardware(base_text: str) -> tuple[str, int] | None:
     """The GPU and replicas of a one-pool scenario; None for a fleet (set per pool)."""
-    data = _document(base_text)
+    data = checked_document(base_text, where="the base scenario")
     hardware = data.get("hardware")
     if "fleet" in data or not isinstance(hardware, dict) or "gpu" not in hardware:
         return None
@@ -72,7 +69,7 @@ def replay_yaml(base_text: str, trace: dict, num_requests: int, *, gpu: str | No
                 replicas: int | None = None, name: str | None = None) -> str:
     """The base scenario with its workload replaced by the trace (and the fleet overrides).
     Raises ScenarioError when the base is not a scenario document."""
-    data = _document(base_text)
+    data = checked_document(base_text, where="the base scenario")
     data["workload"] = {"trace": dict(trace), "num_requests": int(num_requests)}
     if gpu is not None or replicas is not None:
         if not isinstance(data.get("hardware"), dict):
@@ -85,17 +82,6 @@ def replay_yaml(base_text: str, trace: dict, num_requests: int, *, gpu: str | No
     if name:
         data["name"] = name
     return yaml.safe_dump(data, sort_keys=False)
-
-
-def _document(text: str) -> dict:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"the base scenario is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ScenarioError("the base scenario is not a mapping of sections (model, hardware, "
-                            "...); pick another one")
-    return data
 
 
 def slo_verdict(slo: dict) -> str:
@@ -112,10 +98,10 @@ def replay_figures(summary: dict) -> dict[str, str]:
     trace = summary.get("trace") or {}
     rows = trace.get("rows") or {}
     return {
-        "p50 TTFT": _ms(summary["ttft_ms"]["p50"]),
-        "p95 TTFT": _ms(summary["ttft_ms"]["p95"]),
-        "p95 TPOT": _ms(summary["tpot_ms"]["p95"]),
-        "p95 E2E": _ms(summary["e2e_ms"]["p95"]),
+        "p50 TTFT": format_value(summary["ttft_ms"]["p50"], "ms"),
+        "p95 TTFT": format_value(summary["ttft_ms"]["p95"], "ms"),
+        "p95 TPOT": format_value(summary["tpot_ms"]["p95"], "ms"),
+        "p95 E2E": format_value(summary["e2e_ms"]["p95"], "ms"),
         "throughput": f"{thr['requests_per_s']:,.1f} req/s",
         "output tokens/s": f"{thr['output_tokens_per_s']:,.0f}",
         "$ per 1M tokens": _usd(cost.get("usd_per_million_tokens"), 3),
@@ -125,14 +111,6 @@ def replay_figures(summary: dict) -> dict[str, str]:
         "rejected": f"{requests['rejected']:,}",
         "bad rows dropped": f"{rows.get('rows_dropped', 0):,}",
     }
-
-
-def _ms(value: float | None) -> str:
-    if value is None:
-        return "–"
-    if value >= 10_000:
-        return f"{value / 1e3:,.1f} s"
-    return f"{value:,.1f} ms" if value < 100 else f"{value:,.0f} ms"
 
 
 def _usd(value: float | None, digits: int) -> str:

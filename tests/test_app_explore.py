@@ -7,9 +7,7 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
-import yaml
 from streamlit.testing.v1 import AppTest
 
 from app.explore_form import WORKLOADS, ExploreInputs, scenario_document

@@ -15,6 +15,7 @@ from sim.plan import AUTO_TP, Candidate, CandidatePlan, rank
 from sim.scenario import parse_scenario
 
 from app import plan_view as pv
+from app.examples import example_text
 from app.plan_chart import pareto_chart
 from app.simulation import scenario_from_yaml
 
@@ -90,7 +91,7 @@ def test_plan_table_ranks_the_feasible_and_lists_the_screened_with_reasons() -> 
 
 
 def test_csv_and_winner_yaml() -> None:
-    text = pv.read_example(pv.DEFAULT_EXAMPLE)
+    text = example_text(pv.DEFAULT_EXAMPLE)
     planned = pv.planned_yaml(text, ttft_p95_ms=800, tpot_p95_ms=60, e2e_p99_ms=None,
                               rate_per_s=10, window_s=10)
     plans = pv.run_plan(planned, pv.plan_space(["h100-sxm", "t4"], ["bf16"], [1]), (0,))
@@ -103,18 +104,18 @@ def test_csv_and_winner_yaml() -> None:
 
 
 def test_planned_yaml_writes_targets_rate_and_window() -> None:
-    text = pv.read_example(pv.DEFAULT_EXAMPLE)
+    text = example_text(pv.DEFAULT_EXAMPLE)
     out = yaml.safe_load(pv.planned_yaml(text, ttft_p95_ms=500, tpot_p95_ms=None,
                                          e2e_p99_ms=9000, rate_per_s=12.5, window_s=20))
     assert out["slo"] == {"ttft_p95_ms": 500.0, "e2e_p99_ms": 9000.0}  # the empty one dropped
     assert out["workload"]["arrivals"]["rate_per_s"] == 12.5
     assert out["workload"]["duration_s"] == 20.0
-    sized = pv.read_example("rtx4090-llama3-8b-sharegpt.yaml")  # sized by num_requests
+    sized = example_text("rtx4090-llama3-8b-sharegpt.yaml")  # sized by num_requests
     out = yaml.safe_load(pv.planned_yaml(sized, ttft_p95_ms=1, tpot_p95_ms=None,
                                          e2e_p99_ms=None, rate_per_s=None, window_s=15))
     assert out["workload"]["duration_s"] == 15.0 and "num_requests" not in out["workload"]
     assert out["workload"]["arrivals"]["rate_per_s"] == 10.0  # None keeps the scenario's
-    trace = pv.read_example("azure-conv-2023-replay-h100.yaml")
+    trace = example_text("azure-conv-2023-replay-h100.yaml")
     out = yaml.safe_load(pv.planned_yaml(trace, ttft_p95_ms=1, tpot_p95_ms=None,
                                          e2e_p99_ms=None, rate_per_s=None, window_s=30))
     assert out["workload"]["trace"]["end_s"] == 30.0
@@ -122,7 +123,7 @@ def test_planned_yaml_writes_targets_rate_and_window() -> None:
 
 def test_prefill_from_scenarios() -> None:
     def fill(name: str) -> pv.Prefill:
-        return pv.prefill(scenario_from_yaml(pv.read_example(name)))
+        return pv.prefill(scenario_from_yaml(example_text(name)))
 
     assert fill("plan-chat-8b.yaml") == pv.Prefill(800.0, 60.0, None, 40.0, 30.0)
     staged = fill("mixtral-a100-staged.yaml")
@@ -132,7 +133,7 @@ def test_prefill_from_scenarios() -> None:
 
 
 def test_unplannable_scenarios_name_the_fix() -> None:
-    fleet = scenario_from_yaml(pv.read_example("fleet-route-classify-to-8b.yaml"))
+    fleet = scenario_from_yaml(example_text("fleet-route-classify-to-8b.yaml"))
     with pytest.raises(UserError, match="fleet"):
         pv.check_page_plannable(fleet)
     closed = parse_scenario({
@@ -141,7 +142,7 @@ def test_unplannable_scenarios_name_the_fix() -> None:
                      "num_requests": 50, "lengths": {"input": 100, "output": 10}}})
     with pytest.raises(UserError, match="rate_per_s"):
         pv.check_page_plannable(closed)
-    pv.check_page_plannable(scenario_from_yaml(pv.read_example(pv.DEFAULT_EXAMPLE)))
+    pv.check_page_plannable(scenario_from_yaml(example_text(pv.DEFAULT_EXAMPLE)))
 
 
 def test_space_and_tp_choices() -> None:
@@ -162,10 +163,10 @@ def test_space_and_tp_choices() -> None:
 
 
 def test_priced_gpus_follow_the_tier_and_the_scenario_price() -> None:
-    chat = scenario_from_yaml(pv.read_example(pv.DEFAULT_EXAMPLE))
+    chat = scenario_from_yaml(example_text(pv.DEFAULT_EXAMPLE))
     assert {"h100-sxm", "a100-80gb", "l40s", "mi300x"} <= set(pv.priced_gpus(chat))
     assert "rtx-4090" not in pv.priced_gpus(chat)  # no catalog price
-    own = scenario_from_yaml(pv.read_example("rtx4090-llama3-8b-sharegpt.yaml"))
+    own = scenario_from_yaml(example_text("rtx4090-llama3-8b-sharegpt.yaml"))
     assert pv.priced_gpus(own)[0] == "rtx-4090"  # the scenario prices it
     assert pv.gpu_label(own, "rtx-4090") == "rtx-4090 $0.35 (the scenario's)"
     assert pv.gpu_label(own, "h100-sxm") == "h100-sxm $2.64"
@@ -276,7 +277,7 @@ def test_unplannable_example_and_empty_choices_show_the_fix() -> None:
 
 def test_explore_scenario_is_offered_and_prefills() -> None:
     at = AppTest.from_file(PAGE, default_timeout=120)
-    text = pv.read_example(pv.DEFAULT_EXAMPLE).replace("rate_per_s: 40", "rate_per_s: 12")
+    text = example_text(pv.DEFAULT_EXAMPLE).replace("rate_per_s: 40", "rate_per_s: 12")
     at.session_state["explore_scenario_yaml"] = text
     at.run()
     at.radio(key="plan_source").set_value("explore").run()

@@ -13,7 +13,8 @@ from app.compare_figures import Column, figure_frame, figure_rows, format_change
 from app.rate_curve import (best_at_slo, curve_frame, measured_rate, plan_sweep, point_row,
                             sweep_multipliers)
 from app.scenario_io import download_scenario, file_stem, read_scenario_upload
-from app.simulation import simulate_yaml
+from app.examples import example_names, example_text
+from app.simulation import checked_document, simulate_yaml
 from sim.errors import UserError
 from sim.scenario import parse_scenario
 from traces.errors import TraceError
@@ -47,14 +48,12 @@ if source == "Uploaded file":
 elif source == SOURCES[2]:
     base_text, where = st.session_state[EXPLORE_KEY], "the Explore page's scenario"
 else:
-    names = inputs.example_names()
-    st.session_state.setdefault("compare_example", inputs.DEFAULT_EXAMPLE
-                                if inputs.DEFAULT_EXAMPLE in names else names[0])
+    names = example_names(first=inputs.DEFAULT_EXAMPLE)
     example = st.selectbox("Example", names, key="compare_example")
-    base_text, where = inputs.example_text(example), example
+    base_text, where = example_text(example), example
 
 try:
-    base_data = inputs.read_document(base_text, where=where)
+    base_data = checked_document(base_text, where=where)
     base_scenario = parse_scenario(base_data)
 except MISTAKES as exc:
     st.error(f"{where}: {exc}", icon=":material/error:")

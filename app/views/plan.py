@@ -15,13 +15,14 @@ from sim.errors import UserError
 from sim.plan import check_plannable
 from traces.errors import TraceError
 
+from app.examples import example_names, example_text
 from app.plan_chart import pareto_chart
 from app.plan_run import cached_plan, candidate_keys
 from app.plan_view import (
-    DEFAULT_FORMATS, DEFAULT_GPUS, DEFAULT_SEEDS, FORMAT_CHOICES, METRICS, TP_CHOICES,
-    candidate_label, chart_points, check_page_plannable, check_targets, example_names,
+    DEFAULT_EXAMPLE, DEFAULT_FORMATS, DEFAULT_GPUS, DEFAULT_SEEDS, FORMAT_CHOICES, METRICS,
+    TP_CHOICES, candidate_label, chart_points, check_page_plannable, check_targets,
     expected_simulations, gpu_label, ms_text, plan_csv, plan_seeds, plan_space, plan_table,
-    planned_yaml, prefill, price_tier, priced_gpus, read_example, screened_table, tp_degrees,
+    planned_yaml, prefill, price_tier, priced_gpus, screened_table, tp_degrees,
     winner, winner_yaml,
 )
 from app.scenario_io import download_scenario, file_stem, read_scenario_upload
@@ -44,8 +45,9 @@ sources = ["example", "upload"] + (["explore"] if st.session_state.get(EXPLORE_K
 source = st.radio("Scenario to plan for", sources, format_func=SOURCES.get, horizontal=True,
                   key="plan_source")
 if source == "example":
-    example = st.selectbox("Example scenario", example_names(), key="plan_example")
-    base_text = read_example(example)
+    example = st.selectbox("Example scenario", example_names(first=DEFAULT_EXAMPLE),
+                           key="plan_example")
+    base_text = example_text(example)
 elif source == "upload":
     upload = st.file_uploader("Scenario YAML (an `slo` section sets the targets)",
                               type=["yaml", "yml"], key="plan_upload")

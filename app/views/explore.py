@@ -43,12 +43,11 @@ except (ScenarioError, TraceError) as exc:
     st.error(f"This scenario cannot run: {exc}", icon=":material/error:")
     st.stop()
 
+last = st.session_state.get("explore_last")  # (scenario, summary) shown before this run
+if last is not None and last[0] != text:
+    st.session_state["explore_previous"] = last[1]  # what the deltas compare with
+st.session_state["explore_last"] = (text, run.summary)
 previous = st.session_state.get("explore_previous")
-if st.session_state.get("explore_last_yaml") != text:
-    if "explore_last_summary" in st.session_state:
-        previous = st.session_state["explore_previous"] = st.session_state["explore_last_summary"]
-    st.session_state["explore_last_yaml"] = text
-    st.session_state["explore_last_summary"] = run.summary
 st.session_state["explore_scenario_yaml"] = text  # what Compare, Plan and Traces start from
 summary = run.summary
 

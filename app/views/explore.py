@@ -50,20 +50,17 @@ st.session_state["explore_last"] = (text, run.summary)
 previous = st.session_state.get("explore_previous")
 st.session_state["explore_scenario_yaml"] = text  # what Compare, Plan and Traces start from
 summary = run.summary
+before = ({f.label: f.value
+           for f in latency_figures(previous) + cost_figures(previous) + engine_figures(previous)}
+          if previous else {})
 
 
 def show_figures(figures, columns=6):
-    old = {f.label: f for f in (figure_set(previous) if previous else [])}
     for column, figure in zip(st.columns(columns), figures):
-        before = old.get(figure.label)
-        delta = figure.change_text(before.value if before else None)
-        column.metric(figure.label, figure.text(), delta, help=figure.help or None,
+        column.metric(figure.label, figure.text(), figure.change_text(before.get(figure.label)),
+                      help=figure.help or None,
                       delta_color="inverse" if figure.better == "lower" else
                       "normal" if figure.better == "higher" else "off")
-
-
-def figure_set(s):
-    return latency_figures(s) + cost_figures(s) + engine_figures(s)
 
 
 requests = summary["requests"]

@@ -103,15 +103,17 @@ class Intake:
             ))
             return None
         cap, max_len = row.max_tokens, self.max_model_len
+        output = self._capped_output(row.prompt, row.output, cap)
         return Request(
             rid=row.rid,
             arrival_s=arrival_s,
             prompt_tokens=row.prompt,
-            output_tokens=self._capped_output(row.prompt, row.output, cap),
+            output_tokens=output,
             block_hashes=row.block_hashes,
             trace_id=row.trace_id,
             endpoint=row.endpoint,
             reserve_tokens=min(row.prompt + cap, max_len) if cap else max_len,
+            length_stop=bool(cap) and output >= cap or row.prompt + output >= max_len,
         )
 
     def _capped_output(self, prompt: int, output: int, max_tokens: int) -> int:

@@ -68,6 +68,9 @@ class Replica:
         self._clock = clock
         self._macro_steps = macro_steps
         self._wake: simpy.Event | None = None
+        # when the step just run began (infinity after idling), so the scheduler knows what an
+        # asynchronous engine had seen when it planned the next step (sim.scheduler)
+        self._last_step_start_s = float("inf")
         # only request-level batchers ever hold a queue back (continuous ones are always ready)
         self._holds = isinstance(scheduler, StaticScheduler)
         env.process(self._run())
@@ -91,6 +94,7 @@ class Replica:
                 self._wake = env.event()
                 yield self._wake
                 self._wake = None
+                self._last_step_start_s = float("inf")  # no step in flight planned the next
             now = env.now
             ready = scheduler.ready_at(now)
             if ready > now:  # a batcher holds its queue for more requests
@@ -128,7 +132,7 @@ class Replica:
     def _plan(self, now: float) -> PlannedStep:
         """Schedule the next step (or run of decode steps) starting at ``now``."""
         scheduler = self.scheduler
-        batch = scheduler.schedule(now)
+        batch = scheduler.schedule(now, self._last_step_start_s)
         if batch.num_tokens == 0:
             raise RuntimeError("scheduler produced an empty step while work is pending")
         steps = scheduler.decode_horizon() if self._macro_steps else 1
@@ -170,6 +174,12 @@ class Replica:
 
     def _apply(self, step: PlannedStep) -> None:
         end = step.end_s
+        timing = step.timing
+        if isinstance(timing, float):
+            self._last_step_start_s = step.start_s
+        else:
+            last = timing.pieces[-1]
+            self._last_step_start_s = end - (last.first + last.slope * (last.count - 1))
         finished = self.scheduler.complete(step.num_steps, end)
         self.log.add(step.start_s, step.timing, step.num_steps, step.batch, step.kv_used_start,
                      self.scheduler.memory())

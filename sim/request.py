@@ -40,6 +40,9 @@ class Request:
     # contiguous KV allocator reserves up front); 0 = prompt plus output_tokens
     reserve_tokens: int = 0
     queued_s: float = 0.0  # when it reached the replica's queue (after any gateway hold)
+    # it stops at a length limit (max_tokens or the context limit), which the engine sees
+    # coming, rather than at an end-of-sequence token, which it only sees in the step's output
+    length_stop: bool = False
 
     @property
     def num_tokens(self) -> int:

@@ -10,6 +10,15 @@ blocks are freed, and it goes back to the front of the queue to be recomputed la
 blocks stay cached until evicted, so the recompute may be short). After a preemption nobody new
 is admitted in that step.
 
+With **asynchronous scheduling** (vLLM's default on GPUs in current releases) the engine plans
+step n+1 while the GPU runs step n, so (1) a request that reached the queue after step n began
+is first scheduled in step n+2 (``schedule``'s ``visible_s``), unless the engine had nothing
+else to run, and (2) a request that stopped at an end-of-sequence token in step n was already
+planned into step n+1: it rides along in that step as a *leaving* sequence (one decode token of
+work, its blocks still held) and gives its blocks back only when that step ends. A request that
+stops at its length limit (max_tokens, the context limit) leaves at once: the scheduler knows
+in advance that it is done.
+
 The running list is kept as two ordered parts, ``decoding`` then ``prefilling``. That is the
 admission order: a request can only be admitted behind one that is still prefilling when that
 one's prefill ended in the same step, so prefilling requests are always the youngest.
@@ -38,6 +47,7 @@ class SchedulerLimits:
     max_num_batched_tokens: int
     block_size: int
     chunked_prefill: bool = True
+    async_scheduling: bool = False  # plan step n+1 while step n runs (see module docstring)
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -66,6 +76,9 @@ class ContinuousScheduler:
         self._decoder_tail = 0
         self._chunks: list[tuple[Request, int]] = []  # this step's prefill work: (request, tokens)
         self._preempted_this_step = False
+        # async: finished at an end-of-sequence token, still in the step after (see top)
+        self._leaving: list[Request] = []
+        self._unseen_waiting = False  # this step left out requests it could not see yet
         self.num_preemptions = 0
         self.lookup_tokens = 0
         self.hit_tokens = 0
@@ -73,8 +86,13 @@ class ContinuousScheduler:
     # ---- queries -------------------------------------------------------------------------
 
     @property
+    def leaving(self) -> tuple[Request, ...]:
+        """Requests that finished in the last step but ride along in the next (async)."""
+        return tuple(self._leaving)
+
+    @property
     def num_running(self) -> int:
-        return len(self.decoding) + len(self.prefilling)
+        return len(self.decoding) + len(self.prefilling) + len(self._leaving)
 
     @property
     def num_outstanding(self) -> int:
@@ -82,7 +100,7 @@ class ContinuousScheduler:
 
     @property
     def has_work(self) -> bool:
-        return bool(self.waiting or self.decoding or self.prefilling)
+        return bool(self.waiting or self.decoding or self.prefilling or self._leaving)
 
     @property
     def blocks_used(self) -> int:
@@ -103,6 +121,8 @@ class ContinuousScheduler:
         tail = self._decoder_tail
         if self.prefilling:
             tail += sum(-r.num_computed % bs for r in self.prefilling.values())
+        if self._leaving:
+            tail += sum(-r.num_computed % bs for r in self._leaving)
         used = self.pool.num_blocks - self.pool.num_free
         return used, used * bs - tail, 0, tail, 0
 
@@ -111,21 +131,30 @@ class ContinuousScheduler:
     def add(self, request: Request) -> None:
         self.waiting.append(request)
 
-    def schedule(self, now: float) -> Batch:
-        """Choose the work of step ``self.step`` and allocate its KV blocks."""
+    def schedule(self, now: float, visible_s: float = float("inf")) -> Batch:
+        """Choose the work of step ``self.step`` and allocate its KV blocks.
+
+        ``visible_s`` is when the step before this one started, if it ran right up to ``now``:
+        with async scheduling, waiting requests that reached the queue after it are not seen
+        yet (this step was planned then), unless nothing else would run.
+        """
         self._chunks = []
         self._preempted_this_step = False
+        self._unseen_waiting = False
         step = self.step
         demand = self._new_block_keys[-step % self.block_size]
         if demand > self.pool.num_free:
             self._schedule_decoders_preempting(step)
         elif demand:
             self.pool.allocate(demand)
-        budget = self.limits.max_num_batched_tokens - len(self.decoding)
+        budget = self.limits.max_num_batched_tokens - len(self.decoding) - len(self._leaving)
         if self.prefilling:
             budget = self._schedule_prefilling(budget)
         if self.waiting and not self._preempted_this_step:
-            self._admit_waiting(budget, now)
+            if not self.limits.async_scheduling or not (
+                    self.decoding or self._chunks or self._leaving):
+                visible_s = float("inf")  # synchronous, or idle: new requests join at once
+            self._admit_waiting(budget, now, visible_s)
         return self._batch()
 
     def decode_horizon(self) -> int:
@@ -134,7 +163,8 @@ class ContinuousScheduler:
         Only a pure decode step repeats: the run ends at the next finish or where the free
         blocks would not cover the decoders' growth.
         """
-        if self._chunks or self._preempted_this_step or not self.decoding:
+        if (self._chunks or self._preempted_this_step or self._leaving or self._unseen_waiting
+                or not self.decoding):
             return 1
         to_finish = self._next_finish_step() - self.step + 1
         free = self.pool.num_free
@@ -147,6 +177,9 @@ class ContinuousScheduler:
     def complete(self, num_steps: int, end_s: float) -> list[Request]:
         """Apply ``num_steps`` steps (several only for a pure decode run); return finishers."""
         first = self.step
+        for request in self._leaving:
+            self._release(request, finished=True)
+        self._leaving = []
         decoders = len(self.decoding)
         if decoders and self._paged:
             bs = self.block_size
@@ -170,7 +203,7 @@ class ContinuousScheduler:
             if request.first_token_s is None:
                 request.first_token_s = end_s
             if request.num_output >= request.output_tokens:
-                self._release(request, finished=True)
+                self._finish(request)
                 finished.append(request)
             else:
                 self._join_decoding(request, first + 1)
@@ -182,9 +215,16 @@ class ContinuousScheduler:
             if not self._is_current(request, last_step):
                 continue
             self._leave_decoding(request, self.step)
-            self._release(request, finished=True)
+            self._finish(request)
             finished.append(request)
         return finished
+
+    def _finish(self, request: Request) -> None:
+        """Free a finished request's blocks, or keep them one more step (see top)."""
+        if self.limits.async_scheduling and not request.length_stop:
+            self._leaving.append(request)
+        else:
+            self._release(request, finished=True)
 
     # ---- scheduling parts ----------------------------------------------------------------
 
@@ -226,10 +266,14 @@ class ContinuousScheduler:
             budget -= tokens
         return budget
 
-    def _admit_waiting(self, budget: int, now: float) -> None:
+    def _admit_waiting(self, budget: int, now: float, visible_s: float) -> None:
         limits = self.limits
-        while self.waiting and budget > 0 and self.num_running < limits.max_num_seqs:
-            tokens = self._try_admit(self.waiting[0], budget, now)
+        waiting = self.waiting
+        while waiting and budget > 0 and self.num_running < limits.max_num_seqs:
+            if waiting[0].queued_s > visible_s:
+                self._unseen_waiting = True  # it is seen next step: no decode run past that
+                return
+            tokens = self._try_admit(waiting[0], budget, now)
             if not tokens:
                 return
             budget -= tokens
@@ -301,6 +345,9 @@ class ContinuousScheduler:
     def _batch(self) -> Batch:
         decode_seqs = len(self.decoding)
         decode_context = self._context_offset + (self.step + 1) * decode_seqs
+        if self._leaving:  # each computes one more (discarded) token after its context
+            decode_seqs += len(self._leaving)
+            decode_context += sum(r.num_computed + 1 for r in self._leaving)
         if not self._chunks:
             return Batch(0, 0, 0.0, 0, decode_seqs, decode_context)
         prefill_tokens = prefill_pairs = prefill_kv = 0

@@ -85,7 +85,8 @@ class StaticScheduler:
     def add(self, request: Request) -> None:
         self.waiting.append(request)
 
-    def schedule(self, now: float) -> Batch:
+    def schedule(self, now: float, visible_s: float = float("inf")) -> Batch:
+        """The next step; ``visible_s`` is ignored (request-level batchers run synchronously)."""
         if self.active:
             return Batch(decode_seqs=len(self.active),
                          decode_context_tokens=sum(r.num_computed + 1 for r in self.active))

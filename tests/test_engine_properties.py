@@ -42,6 +42,7 @@ def small_runs(draw: st.DrawFn) -> tuple[dict, Workload]:
         prefix_caching=draw(st.booleans()),
         replicas=draw(st.integers(1, 2)),
         router=draw(st.sampled_from(["round_robin", "least_outstanding"])),
+        async_scheduling=draw(st.booleans()),
         latency=LinearLatency(
             base=draw(st.sampled_from([0.001, 0.01])),
             per_token=draw(st.sampled_from([0.0, 1e-4])),
@@ -52,9 +53,13 @@ def small_runs(draw: st.DrawFn) -> tuple[dict, Workload]:
     # order of two simultaneous events depends on float rounding, which differs between
     # summing step times one by one and in closed form.
     jitter = np.random.default_rng(draw(st.integers(0, 2**32 - 1))).uniform(1e-7, 1e-6, n)
+    # some requests stop at their max_tokens (which async scheduling sees coming), the rest
+    # at an end-of-sequence token
+    caps = [o if cap else 0 for o, cap in zip(outputs, draw(st.lists(
+        st.booleans(), min_size=n, max_size=n)))]
     workload = Workload.from_arrays(
         np.cumsum(np.asarray(gaps) + jitter), prompts, outputs, prefix_key=keys,
-        prefix_tokens=shared,
+        prefix_tokens=shared, max_tokens=caps,
     )
     return setup, workload
 
@@ -141,7 +146,8 @@ def test_scheduler_states_stay_consistent(case: tuple[dict, Workload], seed: int
     """Drive one scheduler directly: queues are disjoint and every held block is accounted."""
     setup_args, workload = case
     bs = setup_args["block_size"]
-    limits = SchedulerLimits(setup_args["max_num_seqs"], setup_args["max_num_batched_tokens"], bs)
+    limits = SchedulerLimits(setup_args["max_num_seqs"], setup_args["max_num_batched_tokens"], bs,
+                             async_scheduling=setup_args["async_scheduling"])
     pool = BlockPool(setup_args["num_gpu_blocks"], caching=setup_args["prefix_caching"])
     scheduler = ContinuousScheduler(limits, pool)
     rng = np.random.default_rng(seed)
@@ -170,14 +176,15 @@ def test_scheduler_states_stay_consistent(case: tuple[dict, Workload], seed: int
             computed = scheduler.step + r.computed_offset
             held += -(-computed // bs)
             tails += -computed % bs
-        for r in scheduler.prefilling.values():
+        for r in (*scheduler.prefilling.values(), *scheduler.leaving):
             held += -(-r.num_computed // bs)
             tails += -r.num_computed % bs
         # the waste accounting, kept incrementally, matches the requests' own state
         assert scheduler.memory() == (pool.num_used, pool.num_used * bs - tails, 0, tails, 0)
         # shared blocks may be referenced by several requests: count distinct ones
         shared_refs = sum(r.shared_held for r in (*scheduler.decoding.values(),
-                                                  *scheduler.prefilling.values()))
+                                                  *scheduler.prefilling.values(),
+                                                  *scheduler.leaving))
         distinct_shared = sum(1 for h in pool.cached_hashes() if pool.ref_count(h) > 0)
         assert pool.num_used == held - shared_refs + distinct_shared
     assert sorted(r.rid for r in finished) == list(range(len(requests)))

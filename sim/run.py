@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from pydantic import ValidationError
 
 from sim import metrics
 from sim.batching_policy import BatchingPolicy
@@ -23,8 +24,9 @@ from sim.model_catalog import load_model
 from sim.model_spec import ModelSpec
 from sim.price import price_for
 from sim.quality import retention_for
-from sim.scenario import EngineSpec, Scenario, SloSpec
+from sim.scenario import EngineSpec, Scenario, SloSpec, describe_validation_error
 from sim.scheduler import SchedulerLimits
+from sim.vllm_release import is_gpu, release_for
 from sim.trace_workload import TraceReplay
 from sim.workload import Workload, generate_workload
 from traces.errors import TraceError
@@ -41,6 +43,8 @@ class Deployment:
     profile: LatencyProfile
     price: FleetPrice
     setup: EngineSetup
+    # the scenario's engine section with its vLLM release's defaults filled in for this GPU
+    engine: EngineSpec
 
 
 @dataclass(frozen=True)
@@ -61,9 +65,10 @@ class RunOutcome:
 
 
 def resolve(scenario: Scenario) -> Deployment:
-    hw, eng = scenario.hardware, scenario.engine
+    hw = scenario.hardware
     model = load_model(scenario.model)
     gpu = load_gpu(hw.gpu)
+    eng = engine_with_defaults(scenario.engine, gpu)
     memory = plan_memory(
         model,
         gpu,
@@ -98,7 +103,7 @@ def resolve(scenario: Scenario) -> Deployment:
     )
     max_model_len = _max_model_len(scenario, model, memory)
     setup = EngineSetup(
-        limits=_limits(scenario, max_model_len),
+        limits=_limits(eng, max_model_len),
         num_gpu_blocks=memory.num_gpu_blocks,
         prefix_caching=eng.prefix_caching_used,
         max_model_len=max_model_len,
@@ -109,16 +114,49 @@ def resolve(scenario: Scenario) -> Deployment:
         batching=_batching(eng),
         gateway=_gateway(scenario),
     )
-    return Deployment(scenario, model, gpu, memory, profile, _fleet_price(scenario), setup)
+    return Deployment(scenario, model, gpu, memory, profile, _fleet_price(scenario), setup, eng)
 
 
-def _limits(scenario: Scenario, max_model_len: int) -> SchedulerLimits:
+def engine_with_defaults(engine: EngineSpec, gpu: GpuSpec) -> EngineSpec:
+    """The engine section with every setting it leaves out taken from its vLLM release's
+    defaults on this device (``sim.vllm_release``), checked again as a whole."""
+    release = release_for(engine.vllm_version)
+    on_gpu = is_gpu(gpu)
+    limits = release.batch_limits(gpu)
+    filled: dict = {}
+    if engine.max_num_seqs is None:
+        filled["max_num_seqs"] = limits.max_num_seqs
+    if engine.max_num_batched_tokens is None:
+        filled["max_num_batched_tokens"] = limits.max_num_batched_tokens
+    if engine.async_scheduling is None:
+        filled["async_scheduling"] = release.async_scheduling and on_gpu
+    if engine.admission is None:
+        filled["admission"] = release.admission
+    seqs = filled.get("max_num_seqs", engine.max_num_seqs)
+    tokens = filled.get("max_num_batched_tokens", engine.max_num_batched_tokens)
+    if engine.cuda_graph_sizes is None and on_gpu:
+        filled["cuda_graph_sizes"] = release.cuda_graph_sizes(seqs, tokens)
+    if not on_gpu:
+        filled["enforce_eager"] = True  # vLLM's CPU backend captures no CUDA graphs
+    if not filled:
+        return engine
+    merged = {**engine.model_dump(exclude_unset=True), **filled}
+    try:
+        return EngineSpec.model_validate(merged)
+    except ValidationError as exc:
+        raise ScenarioError(
+            f"engine (with vLLM {engine.vllm_version}'s defaults for {gpu.id}: "
+            f"{', '.join(f'{k}={v}' for k, v in filled.items() if k != 'cuda_graph_sizes')}) "
+            f"is not valid:\n{describe_validation_error(exc)}"
+        ) from None
+
+
+def _limits(eng: EngineSpec, max_model_len: int) -> SchedulerLimits:
     """The scheduler's limits; the naive policy is one whole request at a time.
 
     Naive serving (a plain generate() loop behind a queue) runs requests one after another:
     one sequence per step, each prompt computed whole in one step, no prefix cache.
     """
-    eng = scenario.engine
     if eng.scheduler == "naive":
         return SchedulerLimits(
             max_num_seqs=1,
@@ -131,6 +169,11 @@ def _limits(scenario: Scenario, max_model_len: int) -> SchedulerLimits:
         max_num_batched_tokens=eng.max_num_batched_tokens,
         block_size=eng.block_size,
         chunked_prefill=eng.chunked_prefill,
+        # vLLM's async scheduler; request-level batchers and contiguous memory model other
+        # engines, which schedule synchronously
+        async_scheduling=bool(eng.async_scheduling) and eng.kv_allocation_used == "paged",
+        whole_prompt_admission=eng.admission == "whole_prompt",
+        async_skips_length_stop=release_for(eng.vllm_version).async_skips_length_stop,
     )
 
 
@@ -286,7 +329,7 @@ def summarize(deployment: Deployment, result: SimulationResult) -> dict:
         "weight_dtype": scenario.engine.weight_dtype,
         "max_model_len": deployment.setup.max_model_len,
         "latency_profile": _profile_summary(deployment),
-        "engine": _engine_summary(scenario.engine, deployment.setup.limits),
+        "engine": _engine_summary(deployment.engine, deployment.setup.limits),
         **request_figures(scenario, result, duration),
         "kv": {
             "num_gpu_blocks": result.num_gpu_blocks,
@@ -399,7 +442,12 @@ def _engine_summary(eng: EngineSpec, limits: SchedulerLimits) -> dict:
     else:
         out |= {"max_num_seqs": limits.max_num_seqs,
                 "max_num_batched_tokens": limits.max_num_batched_tokens,
-                "chunked_prefill": limits.chunked_prefill}
+                "chunked_prefill": limits.chunked_prefill,
+                "vllm_version": eng.vllm_version,
+                "async_scheduling": limits.async_scheduling,
+                "admission": eng.admission,
+                "cuda_graphs": None if eng.enforce_eager or not eng.cuda_graph_sizes
+                else f"{len(eng.cuda_graph_sizes)} sizes up to {max(eng.cuda_graph_sizes)}"}
     return out
 
 

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sim.errors import ScenarioError
+from sim.vllm_release import DEFAULT_VERSION, release_for
 from sim.workload_spec import WorkloadSpec
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
@@ -79,8 +80,10 @@ class EngineSpec(BaseModel):
     static_batch_size: Annotated[int, Field(ge=1, le=4096)] | None = None  # dynamic: maximum
     batch_timeout_ms: Annotated[float, Field(ge=0)] | None = None  # dynamic: max queue delay
     preferred_batch_sizes: tuple[Annotated[int, Field(ge=1)], ...] | None = None  # dynamic
-    max_num_seqs: Annotated[int, Field(ge=1)] = 256
-    max_num_batched_tokens: Annotated[int, Field(ge=1)] = 8192
+    # left out: the default of `vllm serve` in vllm_version for the scenario's GPU (1,024
+    # sequences and 8,192 tokens on GPUs of 70 GiB or more other than the A100, else 256/2,048)
+    max_num_seqs: Annotated[int, Field(ge=1)] | None = None
+    max_num_batched_tokens: Annotated[int, Field(ge=1)] | None = None
     max_model_len: Annotated[int, Field(ge=2)] | None = None
     block_size: Literal[1, 8, 16, 32, 64, 128] = 16
     chunked_prefill: bool = True
@@ -89,6 +92,32 @@ class EngineSpec(BaseModel):
     kv_cache_dtype: KvDtype = "auto"
     num_gpu_blocks: Annotated[int, Field(ge=1)] | None = None
     latency_profile: str = "auto"  # auto: calibrated for this configuration, else default
+    # the vLLM release whose defaults apply to every setting below left out
+    # (sim/catalog/vllm_releases.yaml, docs/engine.md)
+    vllm_version: str = DEFAULT_VERSION
+    # plan step n+1 while step n runs (vLLM >= 0.14 on GPUs); None: the release's default
+    async_scheduling: bool | None = None
+    # no CUDA graphs: every step runs eagerly, no padding to captured sizes
+    enforce_eager: bool = False
+    # batch sizes (tokens) captured as CUDA graphs; None: the release's list
+    cuda_graph_sizes: tuple[Annotated[int, Field(ge=1, le=65_536)], ...] | None = None
+    # what must fit to admit a waiting request: the chunk scheduled now (first_chunk), or
+    # the whole prompt's blocks (whole_prompt, vLLM >= 0.21); None: the release's rule
+    admission: Literal["first_chunk", "whole_prompt"] | None = None
+
+    @field_validator("cuda_graph_sizes")
+    @classmethod
+    def _check_graph_sizes(cls, value: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if value is not None and not value:
+            raise ScenarioError("cuda_graph_sizes is empty: for no CUDA graphs set "
+                                "enforce_eager: true, or leave it out for the release's list")
+        return None if value is None else tuple(sorted(set(value)))
+
+    @field_validator("vllm_version")
+    @classmethod
+    def _check_version(cls, value: str) -> str:
+        release_for(value)  # a malformed or too old version fails here, with the fix
+        return value
 
     @property
     def batches_requests(self) -> bool:
@@ -132,7 +161,9 @@ class EngineSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check_limits(self) -> EngineSpec:
-        if self.max_num_batched_tokens < self.max_num_seqs:
+        if self.max_num_batched_tokens is None:
+            return self  # checked again once the release's defaults are filled in
+        if self.max_num_seqs is not None and self.max_num_batched_tokens < self.max_num_seqs:
             raise ScenarioError(
                 f"max_num_batched_tokens ({self.max_num_batched_tokens}) must be at least "
                 f"max_num_seqs ({self.max_num_seqs}), as in vLLM: every running sequence needs "
@@ -330,7 +361,7 @@ def _pool_engine(base: EngineSpec, pool: PoolSpec) -> EngineSpec:
         return EngineSpec.model_validate(merged)
     except ValidationError as exc:
         where = f"fleet.pools[{pool.name}].engine."
-        problems = _describe(exc).replace("  - ", "").splitlines()
+        problems = describe_validation_error(exc).replace("  - ", "").splitlines()
         raise ScenarioError("; ".join(where + problem for problem in problems)) from None
 
 
@@ -341,7 +372,7 @@ def parse_scenario(data: Any, where: str = "scenario") -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(f"{where} is not valid:\n{_describe(exc)}") from None
+        raise ScenarioError(f"{where} is not valid:\n{describe_validation_error(exc)}") from None
 
 
 def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
@@ -440,7 +471,8 @@ def scenario_yaml(scenario: Scenario) -> str:
     return yaml.safe_dump(data, sort_keys=False)
 
 
-def _describe(exc: ValidationError) -> str:
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per problem: the field's dotted path and what is wrong with it."""
     lines = []
     for error in exc.errors():
         field = ".".join(str(part) for part in error["loc"]) or "(top level)"

@@ -48,6 +48,10 @@ class SchedulerLimits:
     block_size: int
     chunked_prefill: bool = True
     async_scheduling: bool = False  # plan step n+1 while step n runs (see module docstring)
+    # admit only if the whole prompt's blocks are free (vLLM >= 0.21), not just the chunk's
+    whole_prompt_admission: bool = False
+    # async: a request stopping at its length limit is left out of the next step (>= 0.12)
+    async_skips_length_stop: bool = True
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -221,7 +225,8 @@ class ContinuousScheduler:
 
     def _finish(self, request: Request) -> None:
         """Free a finished request's blocks, or keep them one more step (see top)."""
-        if self.limits.async_scheduling and not request.length_stop:
+        limits = self.limits
+        if limits.async_scheduling and not (request.length_stop and limits.async_skips_length_stop):
             self._leaving.append(request)
         else:
             self._release(request, finished=True)
@@ -292,7 +297,11 @@ class ContinuousScheduler:
         hits = request.block_hashes[:shared_hits]
         reclaimed = private_hits + (pool.count_free(hits) if shared_hits else 0)
         new_blocks = _ceil_div(computed + tokens, bs) - hit_blocks
-        if new_blocks + reclaimed > pool.num_free:
+        # vLLM >= 0.21 first checks that the whole prompt would fit, still allocating only
+        # the chunk; earlier releases check the chunk alone and may preempt later
+        must_fit = (_ceil_div(request.num_tokens, bs) - hit_blocks
+                    if self.limits.whole_prompt_admission else new_blocks)
+        if must_fit + reclaimed > pool.num_free:
             return 0
         self.waiting.popleft()
         if pool.private_cached(request.rid) and not private_hits:

@@ -48,10 +48,11 @@ def make_setup(
     batching: BatchingPolicy | None = None,
     gateway: GatewayPolicy | None = None,
     async_scheduling: bool = False,
+    whole_prompt_admission: bool = False,
 ) -> EngineSetup:
     return EngineSetup(
         limits=SchedulerLimits(max_num_seqs, max_num_batched_tokens, block_size, chunked_prefill,
-                               async_scheduling),
+                               async_scheduling, whole_prompt_admission),
         num_gpu_blocks=num_gpu_blocks,
         prefix_caching=prefix_caching,
         max_model_len=max_model_len or num_gpu_blocks * block_size,

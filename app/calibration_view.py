@@ -26,11 +26,15 @@ from sim.latency_profile import (MATCH_KEYS, Coefficients, LatencyProfile, list_
 PROFILE_DIR_ENV = "SERVESIM_PROFILE_DIR"
 MAX_PROFILE_BYTES = 200_000  # a profile is a page of YAML; anything bigger is the wrong file
 COEFFICIENTS = tuple(f.name for f in dataclasses.fields(Coefficients))
+# coefficients added after profiles were first written default to 0, so a profile may omit them
+OPTIONAL_COEFFICIENTS = {f.name: f.default for f in dataclasses.fields(Coefficients)
+                         if f.default is not dataclasses.MISSING}
+REQUIRED_COEFFICIENTS = tuple(c for c in COEFFICIENTS if c not in OPTIONAL_COEFFICIENTS)
 MATCH_LABELS = {"model": "model", "gpu": "GPU", "tensor_parallel": "TP",
                 "weight_dtype": "weight format", "interconnect": "interconnect"}
 PROFILE_FORMAT_HINT = ("a profile is a YAML mapping with `name`, `source`, `coefficients` (all of "
-                       + ", ".join(COEFFICIENTS) + ") and optional `overrides` (each a `match` and "
-                       "`coefficients`), like sim/catalog/profiles/default.yaml")
+                       + ", ".join(REQUIRED_COEFFICIENTS) + ") and optional `overrides` (each a "
+                       "`match` and `coefficients`), like sim/catalog/profiles/default.yaml")
 
 
 @dataclass(frozen=True)
@@ -85,10 +89,10 @@ def profile_from_text(text: str, where: str, folder: Path) -> LatencyProfile:
 def check_profile(profile: LatencyProfile, where: str) -> None:
     """What ``load_profile`` leaves to the first scenario that uses the profile: complete base
     coefficients, values in range, match values of the right type."""
-    missing = [c for c in COEFFICIENTS if c not in profile.coefficients]
+    missing = [c for c in REQUIRED_COEFFICIENTS if c not in profile.coefficients]
     if missing:
         raise ScenarioError(f"{where}: `coefficients` lacks {missing}; the base needs all of "
-                            f"{list(COEFFICIENTS)} (overrides then change only some)")
+                            f"{list(REQUIRED_COEFFICIENTS)} (overrides then change only some)")
     contexts = [("coefficients", {})] + [(f"overrides[{i}]", match)
                                          for i, (match, _) in enumerate(profile.overrides)]
     for part, match in contexts:
@@ -176,7 +180,8 @@ def configuration_status(profile: LatencyProfile, model: str, gpu: str, tensor_p
         calibrated=is_calibrated_for(profile, **config),
         match=profile.most_specific_match(**config),
         coefficients=profile.resolve(**config),
-        base_is_default=all(profile.coefficients.get(k) == v for k, v in default.items()),
+        base_is_default=all(profile.coefficients.get(k, OPTIONAL_COEFFICIENTS.get(k)) == v
+                            for k, v in default.items()),
     )
 
 
@@ -196,7 +201,8 @@ def coefficient_table(profile: LatencyProfile) -> pd.DataFrame:
     """
     rows = [{"applies to": "base: every configuration without an override",
              **{label: "any" for label in MATCH_LABELS.values()},
-             **{c: profile.coefficients.get(c) for c in COEFFICIENTS}}]
+             **{c: profile.coefficients.get(c, OPTIONAL_COEFFICIENTS.get(c))
+                for c in COEFFICIENTS}}]
     for i, (match, coeffs) in enumerate(profile.overrides):
         fitted = is_calibrated_for_match(match)
         rows.append({"applies to": f"override {i + 1}" + (" (calibration)" if fitted else ""),

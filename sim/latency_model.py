@@ -1,20 +1,28 @@
 """Step time of one engine iteration: a roofline with calibrated efficiency factors.
 
-    t_step = step_overhead + per_seq * seqs + per_prefill_seq * prefill_seqs
-             + max(t_compute, t_memory) + t_allreduce
+    host        = step_overhead + per_seq * seqs + per_prefill_seq * prefill_seqs
+    gpu         = fixed (graph or eager) + max(t_compute, t_memory) + t_allreduce
+    t_step      = host + gpu               (synchronous scheduling)
+                = max(host, gpu)           (asynchronous: the host work of step n+1 overlaps
+                                            the GPU work of step n)
 
-    t_compute   = (linear FLOPs per token * tokens + attention FLOPs per pair * pairs)
+    t_compute   = (linear FLOPs per token * run tokens + attention FLOPs per pair * pairs)
                   / (TP * peak FLOPs of the weight format * compute_efficiency)
     t_memory    = (weight bytes read per GPU + KV bytes per token per GPU * KV tokens read)
                   / (HBM bandwidth * memory_efficiency)
-    t_allreduce = 2 * layers * (allreduce_latency + 2 (TP-1)/TP * tokens * hidden * 2 bytes
+    t_allreduce = 2 * layers * (allreduce_latency + 2 (TP-1)/TP * run tokens * hidden * 2 bytes
                   / (link bandwidth * allreduce_efficiency))          (TP > 1 only)
 
-The formula and its terms are documented in docs/latency-model.md. The coefficients come from a
-latency profile (``sim.latency_profile``), so calibration replaces them without code changes.
+"Run tokens" are the step's tokens padded up to the next CUDA graph capture size (when the step
+fits the largest): padding rows go through the GEMMs and all-reduces, not attention, KV reads
+or the LM head. The formula and its terms are documented in docs/latency-model.md. The
+coefficients come from a latency profile (``sim.latency_profile``), so calibration replaces
+them without code changes.
 """
 
 from __future__ import annotations
+
+from bisect import bisect_left
 
 from sim.batch import Batch
 from sim.dtypes import activation_bytes
@@ -23,6 +31,10 @@ from sim.gpu import GpuSpec
 from sim.latency_profile import Coefficients
 from sim.model_spec import ModelSpec
 from sim.step_series import StepSeries
+
+# vLLM's default CUDA graph capture sizes (CompilationConfig.cudagraph_capture_sizes with
+# max_num_seqs >= 512): 1, 2, 4, multiples of 8 up to 256, multiples of 16 up to 512
+
 
 def peak_flops(gpu: GpuSpec, weight_dtype: str) -> float:
     """Dense peak FLOP/s the step's matrix multiplies run at for this weight format.
@@ -45,7 +57,12 @@ def peak_flops(gpu: GpuSpec, weight_dtype: str) -> float:
 
 
 class LatencyModel:
-    """Predicts step times for one replica (model, GPU, TP degree, formats, coefficients)."""
+    """Predicts step times for one replica (model, GPU, TP degree, formats, coefficients).
+
+    ``async_scheduling`` overlaps a step's host work with the GPU work (vLLM's async
+    scheduler); ``cuda_graph_sizes`` are the token counts CUDA graphs were captured for
+    (empty: no graphs, every step runs eagerly).
+    """
 
     def __init__(
         self,
@@ -56,21 +73,31 @@ class LatencyModel:
         tensor_parallel: int,
         weight_dtype: str,
         kv_bytes_per_token_per_gpu: float,
+        async_scheduling: bool = False,
+        cuda_graph_sizes: tuple[int, ...] = (),
     ) -> None:
         c = coefficients
         self.model = model
         self.coefficients = c
         self.tensor_parallel = tp = tensor_parallel
         self.weight_dtype = weight_dtype
+        self.async_scheduling = async_scheduling
+        self.cuda_graph_sizes = sizes = _capture_sizes(cuda_graph_sizes)
         self._overhead_s = c.step_overhead_ms * 1e-3
         self._per_seq_s = c.per_seq_overhead_ms * 1e-3
         self._per_prefill_seq_s = c.per_prefill_seq_overhead_ms * 1e-3
+        # a step of 1 <= t <= largest tokens runs as padded[t] token rows; without graphs the
+        # largest is 0, so every step runs as it is
+        self._largest_graph = sizes[-1] if sizes else 0
+        self._padded = (0, *(sizes[bisect_left(sizes, t)]
+                             for t in range(1, self._largest_graph + 1)))
         flops = peak_flops(gpu, weight_dtype) * c.compute_efficiency * tp
         # Logits are computed only where a token is sampled (once per sequence), not for
         # every prompt token, so the LM head is charged per sequence.
         lm_head_flops = 2 * model.hidden_size * model.vocab_size
         self._s_per_token_compute = (model.linear_flops_per_token - lm_head_flops) / flops
         self._s_per_seq_compute = lm_head_flops / flops
+        self._s_per_decode_token = self._s_per_token_compute + self._s_per_seq_compute
         self._s_per_pair_compute = model.attention_flops_per_token_per_context / flops
         bandwidth = gpu.mem_bandwidth_gb_per_s * 1e9 * c.memory_efficiency
         self._bandwidth = bandwidth
@@ -86,6 +113,15 @@ class LatencyModel:
         else:
             self._allreduce_fixed_s = 0.0
             self._allreduce_s_per_token = 0.0
+        # the fixed GPU time of a step: launches (one graph replay, or eager/piecewise
+        # kernels) and the all-reduces' latency (with graphs off and no launch cost this is
+        # the all-reduce term alone, to the bit)
+        # KV copied back from host memory (a CPU offload tier's hits) crosses the host link
+        host_link = (gpu.host_link_gb_per_s or 0.0) * 1e9
+        self._s_per_loaded_kv_token = (kv_bytes_per_token_per_gpu / host_link if host_link
+                                       else 0.0)
+        self._graph_fixed_s = self._allreduce_fixed_s + c.graph_step_overhead_ms * 1e-3
+        self._eager_fixed_s = self._allreduce_fixed_s + c.eager_step_overhead_ms * 1e-3
 
     def _weight_s(self, num_tokens: int) -> float:
         if self._dense:
@@ -93,47 +129,96 @@ class LatencyModel:
         read = self.model.weight_bytes_read(num_tokens, self.weight_dtype)
         return read / self.tensor_parallel / self._bandwidth
 
-    def step_time(self, batch: Batch) -> float:
-        """Seconds one step with this composition takes."""
+    def step_time(self, batch: Batch, overlapped: bool = True) -> float:
+        """Seconds one step with this composition takes.
+
+        With async scheduling a step's host work hides behind the GPU's previous step;
+        ``overlapped=False`` is the first step after the engine idled, which has no step to
+        hide behind and takes host plus GPU time.
+        """
         tokens = batch.prefill_tokens + batch.decode_seqs
         if tokens == 0:
             return 0.0
+        if tokens > self._largest_graph:
+            run_tokens = tokens
+            gpu_fixed = self._eager_fixed_s
+        else:  # padded up to the next captured size
+            run_tokens = self._padded[tokens]
+            # only a pure decode step replays a full graph; one with prefill runs piecewise
+            gpu_fixed = self._eager_fixed_s if batch.prefill_tokens else self._graph_fixed_s
         pairs = batch.prefill_attention_pairs + batch.decode_context_tokens
         seqs = batch.prefill_seqs + batch.decode_seqs
         compute = (
-            tokens * self._s_per_token_compute
+            run_tokens * self._s_per_token_compute
             + seqs * self._s_per_seq_compute
             + pairs * self._s_per_pair_compute
         )
         kv_tokens = batch.decode_context_tokens + batch.prefill_kv_tokens
-        memory = self._weight_s(tokens) + kv_tokens * self._s_per_kv_token
+        memory = self._weight_s(run_tokens) + kv_tokens * self._s_per_kv_token
+        if batch.loaded_kv_tokens:
+            gpu_fixed += batch.loaded_kv_tokens * self._s_per_loaded_kv_token
+        if self.async_scheduling and overlapped:
+            host = (
+                self._overhead_s
+                + self._per_seq_s * seqs
+                + self._per_prefill_seq_s * batch.prefill_seqs
+            )
+            gpu = (
+                (compute if compute > memory else memory)
+                + gpu_fixed
+                + self._allreduce_s_per_token * run_tokens
+            )
+            return host if host > gpu else gpu
         return (
             self._overhead_s
             + self._per_seq_s * seqs
             + self._per_prefill_seq_s * batch.prefill_seqs
             + (compute if compute > memory else memory)
-            + self._allreduce_fixed_s
-            + self._allreduce_s_per_token * tokens
+            + gpu_fixed
+            + self._allreduce_s_per_token * run_tokens
         )
 
     def decode_run(self, num_seqs: int, first_context: int, num_steps: int) -> StepSeries:
         """``num_steps`` consecutive decode-only steps of ``num_seqs`` sequences.
 
         Every step adds one token to every sequence, so the total context grows by
-        ``num_seqs`` per step and both roofline terms grow linearly (``sim.step_series``).
+        ``num_seqs`` per step and both roofline terms grow linearly; the host time, the padding
+        and the graph/eager choice stay the same. The step time is the upper envelope of those
+        lines (``sim.step_series``): two of them, or three with the constant host line when
+        the host work overlaps the GPU's.
         """
-        fixed = (
-            self._overhead_s
-            + self._per_seq_s * num_seqs
-            + self._allreduce_fixed_s
-            + self._allreduce_s_per_token * num_seqs
-        )
+        n = num_seqs
+        if n > self._largest_graph:
+            run_tokens, gpu_fixed = n, self._eager_fixed_s
+        else:
+            run_tokens, gpu_fixed = self._padded[n], self._graph_fixed_s
         pair_s, kv_s = self._s_per_pair_compute, self._s_per_kv_token
-        compute_first = (
-            num_seqs * (self._s_per_token_compute + self._s_per_seq_compute)
+        compute = (
+            n * self._s_per_decode_token
+            + (run_tokens - n) * self._s_per_token_compute  # padding rows: GEMMs only
             + first_context * pair_s
         )
-        memory_first = self._weight_s(num_seqs) + first_context * kv_s
-        return StepSeries.of_lines(
-            fixed, compute_first, num_seqs * pair_s, memory_first, num_seqs * kv_s, num_steps
+        memory = self._weight_s(run_tokens) + first_context * kv_s
+        if self.async_scheduling:
+            host = self._overhead_s + self._per_seq_s * n
+            gpu = gpu_fixed + self._allreduce_s_per_token * run_tokens
+            lines = ((host, 0.0), (gpu + compute, n * pair_s), (gpu + memory, n * kv_s))
+            return StepSeries.upper_envelope(0.0, lines, num_steps)
+        fixed = (
+            self._overhead_s
+            + self._per_seq_s * n
+            + gpu_fixed
+            + self._allreduce_s_per_token * run_tokens
         )
+        return StepSeries.of_lines(fixed, compute, n * pair_s, memory, n * kv_s, num_steps)
+
+
+def _capture_sizes(sizes: tuple[int, ...]) -> tuple[int, ...]:
+    """The capture sizes sorted, without repeats; each must be a positive whole number."""
+    for size in sizes:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ScenarioError(
+                f"cuda_graph_sizes: {size!r} is not a token count; give positive whole numbers "
+                "(vLLM's default is 1, 2, 4, then multiples of 8 up to 256 and of 16 up to 512)"
+            )
+    return tuple(sorted(set(sizes)))

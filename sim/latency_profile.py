@@ -30,6 +30,11 @@ class Coefficients:
     memory_efficiency: float
     allreduce_latency_us: float
     allreduce_efficiency: float
+    # fixed GPU time of a step replayed as one captured CUDA graph (pure decode that fits the
+    # largest capture size) and of any other step (eager or piecewise: kernel launches);
+    # both default to 0 so profiles written before they existed keep their meaning
+    graph_step_overhead_ms: float = 0.0
+    eager_step_overhead_ms: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("compute_efficiency", "memory_efficiency", "allreduce_efficiency"):

@@ -47,3 +47,54 @@ def test_step_log_expands_decode_runs_into_weighted_itl_samples() -> None:
     frame = log.frame()
     assert frame["num_steps"].tolist() == [3, 1, 1]
     assert frame["duration_s"].iloc[0] == series.total
+
+
+lines = st.lists(st.tuples(coef, slope), min_size=1, max_size=4)
+
+
+@settings(max_examples=400, deadline=None)
+@given(coef, lines, st.integers(0, 400), st.floats(0, 1.2), st.floats(0, 1))
+def test_upper_envelope_of_any_lines_matches_brute_force(offset, lines, count, share,
+                                                         cut_share) -> None:
+    series = StepSeries.upper_envelope(offset + 1e-4, lines, count)
+    i = np.arange(count)
+    brute = offset + 1e-4 + np.max([a + b * i for a, b in lines], axis=0, initial=-np.inf)
+    assert len(series.pieces) <= len(lines)
+    assert series.num_steps == count == sum(p.count for p in series.pieces)
+    if count == 0:
+        assert series.total == 0
+        return
+    np.testing.assert_allclose(series.durations(), brute, rtol=1e-9, atol=1e-15)
+    assert abs(series.total - brute.sum()) <= 1e-9 * brute.sum()
+    ends = np.cumsum(brute)
+    starts = ends - brute
+    elapsed = share * ends[-1]
+    if np.min(np.abs(ends - elapsed)) > 1e-9 and np.min(np.abs(starts - elapsed)) > 1e-9:
+        assert series.steps_started_before(elapsed) == int((starts < elapsed).sum())
+    steps = int(cut_share * count)
+    cut, total = series.prefix(steps)
+    assert cut.num_steps == steps
+    assert abs(total - brute[:steps].sum()) <= 1e-9 * brute.sum()
+    np.testing.assert_allclose(cut.durations() if steps else [], brute[:steps], rtol=1e-9,
+                               atol=1e-15)
+
+
+@settings(max_examples=200, deadline=None)
+@given(coef, coef, slope, coef, slope, st.integers(1, 400))
+def test_of_lines_is_the_upper_envelope_of_its_two_lines(fixed, a1, b1, a2, b2, count) -> None:
+    two = StepSeries.of_lines(fixed, a1, b1, a2, b2, count)
+    general = StepSeries.upper_envelope(fixed, ((a1, b1), (a2, b2)), count)
+    np.testing.assert_allclose(two.durations(), general.durations(), rtol=1e-12, atol=1e-18)
+    assert two.total == general.total or abs(two.total - general.total) <= 1e-12 * two.total
+
+
+def test_a_constant_line_between_two_rising_ones_gives_three_pieces() -> None:
+    #   i          0  1  2  3  4  5  6  7  8  9 10 11
+    #   host       5  5  5  5  5  5  5  5  5  5  5  5
+    #   memory     2  3  4  5  6  7  8  9 10 11 12 13
+    #   compute   -6 -4 -2  0  2  4  6  8 10 12 14 16
+    # a tie goes to the steeper line: memory from i = 3, compute from i = 8; offset 1
+    series = StepSeries.upper_envelope(1.0, [(5.0, 0.0), (2.0, 1.0), (-6.0, 2.0)], 12)
+    assert series.pieces == (
+        (6.0, 0.0, 3), (1.0 + 2.0 + 3.0, 1.0, 5), (1.0 - 6.0 + 16.0, 2.0, 4))
+    assert series.durations().tolist() == [6, 6, 6, 6, 7, 8, 9, 10, 11, 13, 15, 17]

@@ -65,6 +65,8 @@ def with_coefficients(deployment: Deployment, coefficients: Coefficients) -> Dep
         tensor_parallel=sc.hardware.tensor_parallel, weight_dtype=sc.engine.weight_dtype,
         kv_bytes_per_token_per_gpu=kv_bytes_per_token_per_gpu(
             deployment.model, sc.hardware.tensor_parallel, kv_dtype),
+        async_scheduling=deployment.setup.latency.async_scheduling,
+        cuda_graph_sizes=deployment.setup.latency.cuda_graph_sizes,
     )
     return dataclasses.replace(deployment,
                                setup=dataclasses.replace(deployment.setup, latency=latency))

@@ -17,7 +17,9 @@ from calibrate.errors import CalibrationError
 from sim.batch import Batch
 
 CONFIG_COLUMNS = ["source", "model", "gpu", "tensor_parallel", "weight_dtype", "kind"]
-BATCH_COLUMNS = list(Batch._fields)
+# a measured step's work: the first six Batch terms (host-memory loads and requests riding
+# along after they finished are simulator-side details no step log records)
+BATCH_COLUMNS = list(Batch._fields[:6])
 COLUMNS = [*CONFIG_COLUMNS, *BATCH_COLUMNS, "measured_s"]
 
 
@@ -43,7 +45,7 @@ def kind_of(batch: Batch) -> str:
 
 
 def samples_frame(samples: list[StepSample]) -> pd.DataFrame:
-    rows = [(*s[:6], *s.batch, s.measured_s) for s in samples]
+    rows = [(*s[:6], *s.batch[:6], s.measured_s) for s in samples]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -1,56 +1,86 @@
-"""The paged KV-cache block pool, with prefix caching (vLLM v1 semantics).
+"""The paged KV-cache block pool with prefix caching of every full block (vLLM v1 semantics).
 
-A replica's KV memory is ``num_blocks`` fixed-size blocks. A block is *held* while at least one
-running request references it and *free* otherwise. Free blocks wait in one queue in eviction
-order: allocation takes from the head, freeing appends to the tail, so a block freed long ago
-is reused first and recently used prefixes survive longest (LRU).
+vLLM gives every full block a hash chained through all the tokens before it, keeps freed
+blocks with their hash in an LRU free queue, and lets any later request whose tokens start the
+same way take them back. servesim names a block's content by **(owner, position)**: position is
+the block's index in the request's token sequence and owner the content stream its last token
+comes from (a shared system prompt, one of a trace's prefix ids, a request's own prompt tail and
+reply, an earlier turn of a conversation). Content only ever grows at its end, so every request
+that uses an owner's content uses it from its first position, and the pool keeps each owner's
+cached blocks as one **chain** of consecutive positions::
 
-A free block may still hold useful content. Three kinds of content are told apart, because
-they differ in who can hit them and so in how much bookkeeping they deserve:
+    positions   first ........ held_end ............ end ............ cpu_end
+                [ held by requests  ][ free, in the LRU ][ in host memory ]
 
-* **shared** blocks hold a full block of prompt text that other requests may share (a system
-  prompt, a document); each is tracked individually by its chained content hash, with a
-  reference count, exactly as vLLM does;
-* **private** blocks hold a request's own full blocks (its unique prompt tail and generated
-  tokens). Only that request can ever hit them again, after it is preempted and recomputed, so
-  they are kept as one counted run per request;
-* **anonymous** blocks hold nothing reusable (never used, a partial last block, or anything at
-  all when prefix caching is off); they are just a count.
+* **held**: referenced by running requests. Each holder holds ``[first, e)`` for its own ``e``
+  (the ``holders`` multiset), so a block's reference count is the number of holders past it and
+  a release frees exactly the positions no remaining holder covers;
+* **free**: cached but unreferenced, waiting in the free queue. Freeing appends a request's
+  blocks tail first and allocation takes the head, so within a chain the highest positions are
+  always evicted first and the cached part stays a prefix a lookup can walk;
+* **host**: with a CPU offload tier, evicted blocks move to host memory (bounded, LRU, the same
+  rule), and a later hit there is loaded back instead of recomputed.
 
-Physical block ids are not modelled: which id a block has never changes a step's time, only
-which content survives does. Free queue entries are small mutable lists ``[kind, key, count]``
-so that a run can shrink in place when its tail end is evicted.
+The free queue holds *runs* ``[owner, lo, hi]`` (positions ``lo .. hi - 1`` of one chain, the
+top evicted first) and anonymous runs ``[ANON, 0, count]`` (never-written blocks, partial last
+blocks, duplicates, everything when caching is off), so work is per run, not per block. Block
+ids are not modelled: which id a block has never changes a step's time; which content
+survives does.
 
-    head (evicted first)                                            tail (freed last)
-    [ANON 3][PRIVATE r7 x5][SHARED h12][SHARED h11][ANON 1][PRIVATE r9 x2][SHARED h40]
+    head (evicted first)                                             tail (freed last)
+    [ANON 3][own:r7 12..17][K:5 0..94][ANON 1][own:r9 40..42][own:r8 30..36]
 """
 
 from __future__ import annotations
 
 from collections import deque
 
-ANON = 0
-SHARED = 1
-PRIVATE = 2
+ANON = None
+_COMPACT_MIN_DEAD = 4096  # dead queue entries tolerated before a queue is rebuilt
 
-_COMPACT_MIN_DEAD = 4096  # dead queue entries tolerated before the queue is rebuilt
+
+class Chain:
+    """One owner's cached blocks (see the module docstring)."""
+
+    __slots__ = ("first", "end", "holders", "free_runs", "cpu_end", "cpu_runs")
+
+    def __init__(self, first: int) -> None:
+        self.first = first
+        self.end = first  # blocks [first, end) are on the GPU
+        self.holders: dict[int, int] = {}  # holder's end position -> how many hold up to it
+        self.free_runs: list[list] = []  # its free-queue entries, lowest positions first
+        self.cpu_end = first  # blocks [end, cpu_end) are in host memory
+        self.cpu_runs: list[list] = []  # its host-queue entries, lowest positions first
+
+    @property
+    def held_end(self) -> int:
+        return max(self.holders) if self.holders else self.first
+
+    @property
+    def empty(self) -> bool:
+        return self.end == self.first and self.cpu_end == self.first and not self.holders
 
 
 class BlockPool:
-    """Fixed-size KV blocks with reference counts and an LRU prefix cache."""
+    """Fixed-size KV blocks with reference counts and an LRU prefix cache of full blocks."""
 
-    def __init__(self, num_blocks: int, *, caching: bool = True) -> None:
+    def __init__(self, num_blocks: int, *, caching: bool = True, cpu_blocks: int = 0) -> None:
         if num_blocks < 1:
             raise ValueError(f"a block pool needs at least one block, got {num_blocks}")
+        if cpu_blocks < 0:
+            raise ValueError(f"cpu_blocks must be >= 0, got {cpu_blocks}")
         self.num_blocks = num_blocks
         self.caching = caching
         self.num_free = num_blocks
-        self._queue: deque[list[int]] = deque([[ANON, 0, num_blocks]])
-        self._refs: dict[int, int] = {}  # shared hash -> reference count (0 = evictable)
-        self._free_shared: dict[int, list[int]] = {}  # shared hash -> its queue entry
-        self._private: dict[int, list[int]] = {}  # owner -> its run's queue entry
+        self.cpu_blocks = cpu_blocks if caching else 0
+        self.cpu_used = 0
+        self._queue: deque[list] = deque([[ANON, 0, num_blocks]])
+        self._cpu_queue: deque[list] = deque()
+        self._chains: dict[int, Chain] = {}
         self._dead = 0
-        self.evicted_blocks = 0
+        self._cpu_dead = 0
+        self.evicted_blocks = 0  # cached blocks whose content was dropped from the GPU
+        self.offloaded_blocks = 0  # of those, moved to host memory
 
     # ---- queries -------------------------------------------------------------------------
 
@@ -58,62 +88,90 @@ class BlockPool:
     def num_used(self) -> int:
         return self.num_blocks - self.num_free
 
-    def is_cached(self, block_hash: int) -> bool:
-        return block_hash in self._refs
+    def chain(self, owner: int) -> Chain | None:
+        return self._chains.get(owner)
 
-    def ref_count(self, block_hash: int) -> int:
-        return self._refs[block_hash]
+    def cached_prefix(self, segments: tuple[tuple[int, int], ...], limit: int) -> tuple[int, int]:
+        """How many leading blocks of a request's chain are cached: (on the GPU, in host
+        memory right after them), at most ``limit`` in all.
 
-    def cached_hashes(self) -> list[int]:
-        return list(self._refs)
+        ``segments`` are (owner, end position) pairs, in order, the first starting at 0.
+        """
+        chains = self._chains
+        lo = gpu = 0
+        for owner, hi in segments:
+            chain = chains.get(owner)
+            if chain is None or chain.first != lo:
+                return gpu, 0
+            top = min(hi, limit)
+            if chain.end < top:
+                gpu = max(gpu, chain.end)
+                cpu = min(chain.cpu_end, top) - chain.end if chain.cpu_end > chain.end else 0
+                return gpu, cpu
+            gpu = top
+            if top < hi:
+                return gpu, 0
+            lo = hi
+        return gpu, 0
 
-    def private_cached(self, owner: int) -> int:
-        """How many of ``owner``'s own full blocks are still cached (a prefix of them)."""
-        entry = self._private.get(owner)
-        return entry[2] if entry is not None else 0
-
-    def longest_shared_prefix(self, hashes: tuple[int, ...], limit: int) -> int:
-        """Number of leading ``hashes`` (at most ``limit``) whose blocks are cached."""
-        cached = list(map(self._refs.__contains__, hashes[:limit]))
-        return cached.index(False) if False in cached else len(cached)
-
-    def count_free(self, hashes: tuple[int, ...]) -> int:
-        """How many of these cached blocks sit in the free queue (unreferenced)."""
-        return len(self._free_shared.keys() & hashes)
+    def reclaimable(self, segments: tuple[tuple[int, int], ...], upto: int) -> int:
+        """How many of a request's first ``upto`` blocks sit in the free queue: taking them
+        back costs free blocks just as new ones do."""
+        lo = total = 0
+        for owner, hi in segments:
+            if lo >= upto:
+                break
+            chain = self._chains[owner]
+            top = min(hi, upto, chain.end)
+            total += max(0, top - max(lo, chain.held_end))
+            lo = hi
+        return total
 
     # ---- taking blocks -------------------------------------------------------------------
 
-    def acquire_shared(self, hashes: tuple[int, ...]) -> None:
-        """Reference cached blocks hit by a request (removing evictable ones from the queue)."""
-        free_shared = self._free_shared
-        for h in free_shared.keys() & hashes:
-            free_shared.pop(h)[2] = 0
-            self._dead += 1
-            self.num_free -= 1
-        refs = self._refs
-        for h in hashes:
-            refs[h] += 1
+    def acquire(self, owner: int, end: int) -> None:
+        """A request hits ``[first, end)`` of ``owner``'s chain: reference those blocks,
+        taking the free ones out of the queue (lowest runs first)."""
+        chain = self._chains[owner]
+        taken_to = chain.held_end
+        runs = chain.free_runs
+        while taken_to < end:
+            run = runs[0]
+            take = min(end, run[2]) - run[1]
+            run[1] += take
+            taken_to += take
+            self.num_free -= take
+            if run[1] == run[2]:
+                runs.pop(0)
+                self._dead += 1
+        chain.holders[end] = chain.holders.get(end, 0) + 1
 
-    def claim_private(self, owner: int, blocks: int) -> None:
-        """Take back the first ``blocks`` of ``owner``'s cached run (after a preemption).
+    def extend(self, owner: int, first: int, old_end: int, new_end: int) -> bool:
+        """A running request that holds ``[first, old_end)`` of ``owner``'s chain (nothing
+        when ``old_end == first``) has computed blocks up to ``new_end``: cache them.
 
-        The run's remaining blocks hold content nobody can reach any more; they stay where
-        they are in the queue as anonymous blocks.
+        Returns False when another request already cached the next position (both computed
+        the same content at once): vLLM keeps the copy as the request's own uncached block.
         """
-        entry = self._private.pop(owner)
-        if blocks > entry[2]:
-            raise ValueError(f"request {owner} has {entry[2]} cached blocks, not {blocks}")
-        entry[2] -= blocks
-        entry[0] = ANON
-        if entry[2] == 0:
-            self._dead += 1
-        self.num_free -= blocks
-
-    def forget_private(self, owner: int) -> None:
-        """Drop ``owner``'s cached run from the index (it can no longer be hit)."""
-        entry = self._private.pop(owner, None)
-        if entry is not None:
-            entry[0] = ANON
+        chain = self._chains.get(owner)
+        if chain is None:
+            chain = self._chains[owner] = Chain(first)
+        if chain.end != old_end:
+            return False
+        if chain.cpu_end > chain.end:  # recomputed what host memory still had: drop that
+            self._drop_cpu(chain, new_end)
+        chain.end = new_end
+        if chain.cpu_end < new_end:
+            chain.cpu_end = new_end
+        holders = chain.holders
+        if old_end != first:
+            left = holders[old_end] - 1
+            if left:
+                holders[old_end] = left
+            else:
+                del holders[old_end]
+        holders[new_end] = holders.get(new_end, 0) + 1
+        return True
 
     def allocate(self, n: int) -> None:
         """Take ``n`` free blocks from the head of the queue, evicting what they held."""
@@ -122,96 +180,140 @@ class BlockPool:
         self.num_free -= n
         queue = self._queue
         while n:
-            entry = queue[0]
-            kind, key, count = entry
-            if count == 0:
+            run = queue[0]
+            owner, lo, hi = run
+            if lo == hi:
                 queue.popleft()
                 self._dead -= 1
                 continue
-            if kind == SHARED:
-                del self._refs[key]
-                del self._free_shared[key]
-                queue.popleft()
-                self.evicted_blocks += 1
-                n -= 1
-                continue
-            take = count if count < n else n
-            entry[2] = count - take
+            take = hi - lo if hi - lo < n else n
             n -= take
-            if kind == PRIVATE:
-                self.evicted_blocks += take
-            if take == count:
+            run[2] = hi - take
+            if owner is not ANON:
+                self._evict(owner, hi - take, hi)
+            if take == hi - lo:
                 queue.popleft()
-                if kind == PRIVATE:
-                    del self._private[key]
 
-    def register_shared(self, block_hash: int) -> bool:
-        """Label one held block as holding shared content ``block_hash``.
-
-        Returns False when the hash is already cached (another request computed the same
-        content at the same time); vLLM keeps such a duplicate as an extra block, and so do
-        we, as the request's own content.
-        """
-        if block_hash in self._refs:
-            return False
-        self._refs[block_hash] = 1
-        return True
+    def _evict(self, owner: int, lo: int, hi: int) -> None:
+        """Positions ``[lo, hi)``, the top of ``owner``'s highest free run, leave the GPU."""
+        chain = self._chains[owner]
+        self.evicted_blocks += hi - lo
+        chain.end = lo
+        if chain.free_runs[-1][1] == chain.free_runs[-1][2]:
+            chain.free_runs.pop()
+        if self.cpu_blocks:
+            self._offload(owner, chain, lo, hi)
+        else:
+            chain.cpu_end = lo
+        if chain.empty:
+            del self._chains[owner]
 
     # ---- returning blocks ----------------------------------------------------------------
 
-    def release(
-        self,
-        shared: tuple[int, ...],
-        own_full: int,
-        own_partial: int,
-        owner: int,
-    ) -> None:
+    def release(self, holds: list[list[int]], loose: int) -> None:
         """Return a request's blocks, last block first (so its tail is evicted first).
 
-        ``shared`` are the hashes it references (its leading blocks), ``own_full`` its own full
-        blocks after them and ``own_partial`` (0 or 1) its partly filled last block.
+        ``holds`` are its ``[owner, first, end]`` chain ranges in position order and
+        ``loose`` its blocks that hold nothing cacheable (its partial last block, duplicates,
+        everything when caching is off).
         """
-        if own_partial:
-            self._append_anon(own_partial)
-        if own_full:
-            if self.caching:
-                self.forget_private(owner)
-                entry = [PRIVATE, owner, own_full]
-                self._queue.append(entry)
-                self._private[owner] = entry
+        queue = self._queue
+        if loose:
+            last = queue[-1] if queue else None
+            if last is not None and last[0] is ANON and last[2] > last[1]:
+                last[2] += loose
             else:
-                self._append_anon(own_full)
-        refs = self._refs
-        for h in shared:
-            refs[h] -= 1
-        free_shared = self._free_shared
-        queue = self._queue
-        freed = [h for h in reversed(shared) if not refs[h]]
-        for h in freed:
-            entry = [SHARED, h, 1]
-            queue.append(entry)
-            free_shared[h] = entry
-        self.num_free += own_partial + own_full + len(freed)
+                queue.append([ANON, 0, loose])
+        freed = loose
+        chains = self._chains
+        for owner, first, end in reversed(holds):
+            chain = chains[owner]
+            holders = chain.holders
+            left = holders[end] - 1
+            if left:
+                holders[end] = left
+            else:
+                del holders[end]
+            low = chain.held_end
+            if end > low:  # positions nobody else holds: free them, newest and lowest
+                run = [owner, low, end]
+                queue.append(run)
+                chain.free_runs.insert(0, run)
+                freed += end - low
+        self.num_free += freed
         if self._dead > _COMPACT_MIN_DEAD and self._dead > len(queue) // 2:
-            self._compact()
+            self._queue = deque(e for e in queue if e[2] > e[1])
+            self._dead = 0
 
-    def _append_anon(self, n: int) -> None:
-        queue = self._queue
-        if queue and queue[-1][0] == ANON and queue[-1][2] > 0:
-            queue[-1][2] += n
-        else:
-            queue.append([ANON, 0, n])
+    # ---- host memory (CPU offload tier) --------------------------------------------------
 
-    def _compact(self) -> None:
-        """Drop dead entries (touched or emptied in place) from the queue."""
-        self._queue = deque(e for e in self._queue if e[2] > 0)
-        self._dead = 0
+    def _offload(self, owner: int, chain: Chain, lo: int, hi: int) -> None:
+        """Evicted positions ``[lo, hi)`` enter host memory as its newest run, pushing out its
+        oldest blocks when full. The chain's host part stays contiguous above its GPU part."""
+        keep = min(hi - lo, self.cpu_blocks)
+        if keep < hi - lo:  # host memory holds only the lowest of them
+            hi = lo + keep
+            self._drop_cpu(chain, chain.cpu_end)  # what lay above is out of reach now
+        overflow = self.cpu_used + keep - self.cpu_blocks
+        if overflow > 0:
+            self._evict_cpu(overflow)
+            self._chains[owner] = chain  # in case that emptied and dropped it
+        run = [owner, lo, hi]
+        self._cpu_queue.append(run)
+        if chain.cpu_runs and chain.cpu_runs[0][1] != hi:
+            self._drop_cpu(chain, chain.cpu_end)  # a gap would make them unreachable
+        chain.cpu_runs.insert(0, run)
+        chain.cpu_end = chain.cpu_runs[-1][2]
+        self.cpu_used += keep
+        self.offloaded_blocks += keep
+
+    def _evict_cpu(self, n: int) -> None:
+        """Drop the ``n`` oldest blocks of host memory (each run's top first)."""
+        queue = self._cpu_queue
+        while n:
+            run = queue[0]
+            owner, lo, hi = run
+            if lo == hi:
+                queue.popleft()
+                self._cpu_dead -= 1
+                continue
+            take = min(n, hi - lo)
+            n -= take
+            self.cpu_used -= take
+            run[2] = hi - take
+            chain = self._chains[owner]
+            if run[1] == run[2]:  # a chain's oldest host run is its highest
+                queue.popleft()
+                chain.cpu_runs.pop()
+            chain.cpu_end = chain.cpu_runs[-1][2] if chain.cpu_runs else chain.end
+            if chain.empty:
+                del self._chains[owner]
+
+    def _drop_cpu(self, chain: Chain, upto: int) -> None:
+        """Host copies of positions below ``upto`` go (recomputed on the GPU, or cut off)."""
+        runs = chain.cpu_runs
+        while runs and runs[0][1] < upto:
+            run = runs[0]
+            take = min(upto, run[2]) - run[1]
+            run[1] += take
+            self.cpu_used -= take
+            if run[1] < run[2]:
+                break
+            runs.pop(0)
+            self._cpu_dead += 1
+        chain.cpu_end = runs[-1][2] if runs else chain.end
 
     # ---- invariants (used by tests) ------------------------------------------------------
 
     def queue_blocks(self) -> int:
-        return sum(e[2] for e in self._queue)
+        return sum(e[2] - e[1] for e in self._queue)
 
-    def queue_order(self) -> list[tuple[int, int, int]]:
-        """The live queue, head first, as (kind, key, count) tuples."""
-        return [(e[0], e[1], e[2]) for e in self._queue if e[2] > 0]
+    def queue_order(self) -> list[tuple[int | None, int, int]]:
+        """The live free queue, head first, as (owner or None, lo, hi) tuples."""
+        return [(e[0], e[1], e[2]) for e in self._queue if e[2] > e[1]]
+
+    def cpu_order(self) -> list[tuple[int, int, int]]:
+        return [(e[0], e[1], e[2]) for e in self._cpu_queue if e[2] > e[1]]
+
+    def owners(self) -> list[int]:
+        return list(self._chains)

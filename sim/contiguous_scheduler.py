@@ -31,7 +31,8 @@ class ContiguousScheduler(ContinuousScheduler):
                 reserved - self._final_tokens, external)
 
     def decode_horizon(self) -> int:
-        if self._chunks or self._leaving or self._unseen_waiting or not self.decoding:
+        if (self._chunks or self._unseen_waiting or not self.decoding
+                or (self._leaving and self.waiting)):
             return 1
         return self._next_finish_step() - self.step + 1
 

@@ -40,6 +40,7 @@ class GpuSpec:
     source: str
     memory_source: str = ""
     fp32_tflops: float | None = None  # dense FP32 peak; needed only for weight_dtype fp32
+    host_link_gb_per_s: float | None = None  # to host memory; needed only for CPU KV offload
 
     @property
     def hbm_bytes(self) -> int:
@@ -100,7 +101,7 @@ _NUMBERS = ("hbm_gib", "mem_bandwidth_gb_per_s", "bf16_tflops", "int8_tops",
             "interconnect_gb_per_s")
 
 
-_OPTIONAL = ("memory_source", "fp32_tflops")
+_OPTIONAL = ("memory_source", "fp32_tflops", "host_link_gb_per_s")
 
 
 def _parse_entry(gpu_id: str, entry: dict[str, Any], where: str = "") -> GpuSpec:
@@ -115,9 +116,9 @@ def _parse_entry(gpu_id: str, entry: dict[str, Any], where: str = "") -> GpuSpec
     missing = known - set(entry) - set(_OPTIONAL)
     if missing:
         raise ScenarioError(f"{where}: missing field(s) {', '.join(sorted(missing))}")
-    for name in _NUMBERS + ("fp8_tflops", "fp32_tflops"):
+    for name in _NUMBERS + ("fp8_tflops", "fp32_tflops", "host_link_gb_per_s"):
         value = entry.get(name)
-        if value is None and name in ("fp8_tflops", "fp32_tflops"):
+        if value is None and name in ("fp8_tflops", "fp32_tflops", "host_link_gb_per_s"):
             continue
         if not isinstance(value, int | float) or value <= 0:
             raise ScenarioError(f"{where}: {name}={value!r} must be a positive number")

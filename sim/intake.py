@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 from sim.gateway import GatewayPolicy, release_groups
-from sim.prefix_hash import shared_block_hashes, trace_block_hashes
+from sim.prefix_hash import shared_prefix_segments, trace_segments
 from sim.record import RequestRecord
 from sim.replica import ArrivalClock, Replica
 from sim.request import Request
@@ -34,7 +34,7 @@ class Row(NamedTuple):
     output: int
     max_tokens: int
     trace_id: str
-    block_hashes: tuple[int, ...]
+    segments: tuple[tuple[int, int], ...]  # its shared content (sim.prefix_hash)
     endpoint: str | None
 
 
@@ -78,10 +78,10 @@ class Intake:
         if not self.prefix_caching:
             hashes = [()] * n
         elif chunk.prefix_ids is not None:
-            hashes = [trace_block_hashes(list(ids), chunk.prefix_id_tokens, p, bs)
+            hashes = [trace_segments(list(ids), chunk.prefix_id_tokens, p, bs)
                       for ids, p in zip(chunk.prefix_ids, prompts)]
         else:
-            hashes = [shared_block_hashes(k, t, bs)
+            hashes = [shared_prefix_segments(k, t, bs)
                       for k, t in zip(chunk.prefix_key.tolist(), chunk.prefix_tokens.tolist())]
         endpoints = chunk.endpoints.tolist() if chunk.endpoints is not None else [None] * n
         return map(Row._make, zip(
@@ -109,7 +109,7 @@ class Intake:
             arrival_s=arrival_s,
             prompt_tokens=row.prompt,
             output_tokens=output,
-            block_hashes=row.block_hashes,
+            segments=row.segments,
             trace_id=row.trace_id,
             endpoint=row.endpoint,
             reserve_tokens=min(row.prompt + cap, max_len) if cap else max_len,

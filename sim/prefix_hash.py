@@ -1,42 +1,63 @@
-"""Content hashes of the shareable blocks at the start of a prompt.
+"""What a request's tokens are, in the terms the prefix cache compares: content segments.
 
-Two descriptions of shared content reach the engine: a generated workload's
-(prefix_key, prefix_tokens), and a trace's prefix ids (one per fixed-size block of the trace's
-own, e.g. Mooncake's 512 tokens, chained: equal ids mean equal content up to that block's end).
+vLLM hashes each full block together with everything before it, so two blocks match only when
+all tokens up to their ends do. servesim names a block's content by its position in the
+request's token sequence and the *owner* of its last token, the content stream that token
+belongs to. A request's tokens are a list of segments ``(owner, end)``: blocks
+``[previous end, end)`` belong to ``owner``::
 
+    shared system prompt (key 5)     own prompt tail and reply
+    [ 5: blocks 0..92 ][ block 93 straddles: its last token is own ][ own ....
+    segments: ((5, 93), (OWN + rid, NO_END))
 
-vLLM hashes each full block together with its parent's hash, so equal hashes mean equal
-content *and* equal everything before it. A workload describes shared content as
-(prefix_key, prefix_tokens): requests with the same nonzero key start with the same
-``prefix_tokens`` tokens. Within one key the block index alone then identifies the chain, so
-the hash can be ``key << 24 | index`` (distinct for every key and index below 2**24 blocks).
+Owners never collide: a workload's prefix keys are small positive numbers, a trace's prefix ids
+negative, a request's own content ``OWN + rid``. Every request that uses an owner's content
+starts it at the same position (content only grows at its end), which is what lets the block
+pool keep each owner's cached blocks as one chain.
 """
 
 from __future__ import annotations
 
-_INDEX_BITS = 24
+OWN = 1 << 48  # own content of request rid is owner OWN + rid
+NO_END = 1 << 62  # the own segment runs to the end of the request, whatever it generates
 _UINT64 = (1 << 64) - 1
+Segments = tuple[tuple[int, int], ...]
 
 
-def shared_block_hashes(prefix_key: int, prefix_tokens: int, block_size: int) -> tuple[int, ...]:
-    """Chained hashes of the full blocks inside a request's shared prefix (empty if none)."""
+def own_segment(rid: int) -> tuple[int, int]:
+    return OWN + rid, NO_END
+
+
+def is_own(owner: int) -> bool:
+    return owner >= OWN
+
+
+def shared_prefix_segments(prefix_key: int, prefix_tokens: int, block_size: int) -> Segments:
+    """The full blocks inside a shared prefix of ``prefix_tokens`` tokens (none if no key)."""
     if prefix_key <= 0 or prefix_tokens < block_size:
         return ()
-    base = prefix_key << _INDEX_BITS
-    return tuple(range(base, base + prefix_tokens // block_size))
+    if prefix_key >= OWN:
+        raise ValueError(f"prefix keys must be below {OWN}, got {prefix_key}")
+    return ((prefix_key, prefix_tokens // block_size),)
 
 
-def trace_block_hashes(ids: list[int], id_tokens: int, prompt_tokens: int,
-                       block_size: int) -> tuple[int, ...]:
-    """Hashes of the engine's full blocks inside the identified part of a prompt.
+def trace_segments(ids: list[int], id_tokens: int, prompt_tokens: int,
+                   block_size: int) -> Segments:
+    """Segments of the identified part of a prompt: one per trace prefix id.
 
-    Block j ends at token t = (j + 1) * block_size - 1; the content up to t is identified by the
-    id of the trace block holding t and t's offset in it, whatever the two block sizes are.
-    These hashes are negative so they can never meet ``shared_block_hashes``.
+    A trace names its prompts' leading blocks of ``id_tokens`` tokens with chained ids (equal
+    ids = equal content up to that block's end, e.g. Mooncake's 512-token blocks). An engine
+    block belongs to the id of the trace block holding its last token, whatever the two block
+    sizes are.
     """
     covered = min(len(ids) * id_tokens, prompt_tokens)
-    unsigned = [i & _UINT64 for i in ids]  # ids may be signed 64-bit hashes
-    return tuple(
-        -((unsigned[t // id_tokens] << 16) | (t % id_tokens)) - 1
-        for t in range(block_size - 1, covered, block_size)
-    )
+    segments = []
+    start = 0
+    for i, trace_id in enumerate(ids):
+        end = min((i + 1) * id_tokens, covered) // block_size
+        if end > start:
+            segments.append((-(trace_id & _UINT64) - 1, end))  # ids may be signed 64-bit
+            start = end
+        if (i + 1) * id_tokens >= covered:
+            break
+    return tuple(segments)

@@ -23,7 +23,7 @@ from sim.request import Request
 from sim.scheduler import ContinuousScheduler
 from sim.static_scheduler import StaticScheduler
 from sim.step_log import StepLog
-from sim.step_series import StepSeries
+from sim.step_series import Piece, StepSeries
 
 
 class PlannedStep(NamedTuple):
@@ -136,9 +136,25 @@ class Replica:
         if batch.num_tokens == 0:
             raise RuntimeError("scheduler produced an empty step while work is pending")
         steps = scheduler.decode_horizon() if self._macro_steps else 1
+        # a step after the engine idled has no GPU step to hide its host work behind
+        overlapped = self._last_step_start_s != float("inf")
         if steps == 1:
-            timing: StepSeries | float = self.latency.step_time(batch)
+            timing: StepSeries | float = self.latency.step_time(batch, overlapped)
             duration = timing
+        elif batch.leaving_seqs:  # a first step with finished requests riding along
+            seqs = batch.decode_seqs - batch.leaving_seqs
+            rest = self.latency.decode_run(
+                seqs, batch.decode_context_tokens - batch.leaving_context_tokens + seqs, steps - 1)
+            first = self.latency.step_time(batch, overlapped)
+            timing = StepSeries((Piece(first, 0.0, 1), *rest.pieces))
+            duration = timing.total
+        elif not overlapped:  # (rare: a decode run right after idling) its first step apart
+            first = self.latency.step_time(batch, overlapped)
+            rest = self.latency.decode_run(batch.decode_seqs,
+                                           batch.decode_context_tokens + batch.decode_seqs,
+                                           steps - 1)
+            timing = StepSeries((Piece(first, 0.0, 1), *rest.pieces))
+            duration = timing.total
         else:
             timing = self.latency.decode_run(batch.decode_seqs, batch.decode_context_tokens, steps)
             duration = timing.total

@@ -13,7 +13,7 @@ decoding set (it finishes, is preempted, or the replica needs the exact figure).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(slots=True, eq=False)
@@ -22,16 +22,24 @@ class Request:
     arrival_s: float
     prompt_tokens: int
     output_tokens: int  # tokens it will generate (the workload's length after caps)
-    block_hashes: tuple[int, ...] = ()  # chained hashes of its shareable leading prompt blocks
+    # its content before its own: (owner, end block) segments of shared or earlier content
+    # (sim.prefix_hash); its own prompt tail and reply follow
+    segments: tuple[tuple[int, int], ...] = ()
     num_computed: int = 0
     num_output: int = 0
-    shared_held: int = 0  # leading block_hashes it references in the pool
-    private_from: int = 0  # block index where its cached private run starts (after preemption)
+    # its blocks in the pool: [owner, first, end] chain ranges it holds, in position order;
+    # ``loose`` blocks that hold nothing cacheable (duplicates of content cached meanwhile);
+    # ``counted`` leading blocks already in one of the two (the rest: its own full blocks,
+    # cached when it leaves, and its partial last block)
+    holds: list = field(default_factory=list)
+    loose: int = 0
+    counted: int = 0
     computed_offset: int = 0  # while decoding: num_computed = step + computed_offset
     output_offset: int = 0  # while decoding: num_output = step + output_offset
     first_scheduled_s: float | None = None
     first_token_s: float | None = None
     cached_tokens: int = 0  # prompt tokens served from the prefix cache at first admission
+    cpu_cached_tokens: int = 0  # of those, loaded from the host-memory tier
     preemptions: int = 0
     replica: int = 0
     trace_id: str = ""

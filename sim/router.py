@@ -54,13 +54,13 @@ class PrefixAffinity:
 
     def __init__(self, slack: int = AFFINITY_SLACK) -> None:
         self.slack = slack
-        self._holder: dict[int, int] = {}  # first block hash -> replica index
+        self._holder: dict[int, int] = {}  # owner of the first shared content -> replica
 
     def pick(self, replicas: Sequence[Replica], request: Request) -> Replica:
         least = least_busy(replicas)
-        if not request.block_hashes:
+        if not request.segments:
             return least
-        key = request.block_hashes[0]
+        key = request.segments[0][0]  # the owner of its first shared content
         held = self._holder.get(key)
         if held is not None and held < len(replicas):
             holder = replicas[held]

@@ -100,6 +100,8 @@ def resolve(scenario: Scenario) -> Deployment:
         kv_bytes_per_token_per_gpu=kv_bytes_per_token_per_gpu(
             model, hw.tensor_parallel, resolve_kv_dtype(eng.kv_cache_dtype, eng.weight_dtype)
         ),
+        async_scheduling=_async_used(eng),
+        cuda_graph_sizes=() if eng.enforce_eager else tuple(eng.cuda_graph_sizes or ()),
     )
     max_model_len = _max_model_len(scenario, model, memory)
     setup = EngineSetup(
@@ -151,6 +153,13 @@ def engine_with_defaults(engine: EngineSpec, gpu: GpuSpec) -> EngineSpec:
         ) from None
 
 
+def _async_used(eng: EngineSpec) -> bool:
+    """vLLM's async scheduler; the naive, request-level and contiguous-memory policies model
+    other engines, which schedule synchronously."""
+    return (bool(eng.async_scheduling) and eng.scheduler == "continuous"
+            and eng.kv_allocation_used == "paged")
+
+
 def _limits(eng: EngineSpec, max_model_len: int) -> SchedulerLimits:
     """The scheduler's limits; the naive policy is one whole request at a time.
 
@@ -169,9 +178,7 @@ def _limits(eng: EngineSpec, max_model_len: int) -> SchedulerLimits:
         max_num_batched_tokens=eng.max_num_batched_tokens,
         block_size=eng.block_size,
         chunked_prefill=eng.chunked_prefill,
-        # vLLM's async scheduler; request-level batchers and contiguous memory model other
-        # engines, which schedule synchronously
-        async_scheduling=bool(eng.async_scheduling) and eng.kv_allocation_used == "paged",
+        async_scheduling=_async_used(eng),
         whole_prompt_admission=eng.admission == "whole_prompt",
         async_skips_length_stop=release_for(eng.vllm_version).async_skips_length_stop,
     )

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 from sim.batch import Batch, chunk_terms
 from sim.block_pool import BlockPool
+from sim.prefix_hash import is_own, own_segment
 from sim.request import Request
 
 
@@ -86,6 +87,8 @@ class ContinuousScheduler:
         self.num_preemptions = 0
         self.lookup_tokens = 0
         self.hit_tokens = 0
+        self.cpu_hit_tokens = 0  # of hit_tokens, loaded from host memory
+        self._loaded_tokens = 0  # loaded from host memory for the step being scheduled
 
     # ---- queries -------------------------------------------------------------------------
 
@@ -100,7 +103,8 @@ class ContinuousScheduler:
 
     @property
     def num_outstanding(self) -> int:
-        return len(self.waiting) + self.num_running
+        """Requests whose reply has not ended (what a router in front of the engine counts)."""
+        return len(self.waiting) + len(self.decoding) + len(self.prefilling)
 
     @property
     def has_work(self) -> bool:
@@ -145,6 +149,7 @@ class ContinuousScheduler:
         self._chunks = []
         self._preempted_this_step = False
         self._unseen_waiting = False
+        self._loaded_tokens = 0
         step = self.step
         demand = self._new_block_keys[-step % self.block_size]
         if demand > self.pool.num_free:
@@ -164,11 +169,14 @@ class ContinuousScheduler:
     def decode_horizon(self) -> int:
         """How many steps like the one just scheduled can run before anything changes.
 
-        Only a pure decode step repeats: the run ends at the next finish or where the free
-        blocks would not cover the decoders' growth.
+        Only a pure decode step repeats (its first step may carry requests that finished in
+        the step before, under async scheduling): the run ends at the next finish or where
+        the free blocks would not cover the decoders' growth.
         """
-        if (self._chunks or self._preempted_this_step or self._leaving or self._unseen_waiting
-                or not self.decoding):
+        # Finished requests riding along leave after the first step; the run goes on unless
+        # a waiting request could take their place.
+        if (self._chunks or self._preempted_this_step or self._unseen_waiting
+                or not self.decoding or (self._leaving and self.waiting)):
             return 1
         to_finish = self._next_finish_step() - self.step + 1
         free = self.pool.num_free
@@ -266,7 +274,8 @@ class ContinuousScheduler:
                 if victim is request:
                     return budget
             self.pool.allocate(need)
-            self._register_shared(request, tokens)
+            self._cache_blocks(request, (request.num_computed + tokens) // self.block_size,
+                               include_own=False)
             self._chunks.append((request, tokens))
             budget -= tokens
         return budget
@@ -284,81 +293,128 @@ class ContinuousScheduler:
             budget -= tokens
 
     def _try_admit(self, request: Request, budget: int, now: float) -> int:
-        """Admit the head of the queue if budget and blocks allow; return its tokens (0: no)."""
+        """Admit the head of the queue if budget and blocks allow; return its tokens (0: no).
+
+        Its cached leading blocks are hit: those on the GPU are referenced (the free ones taken
+        out of the queue, which costs free blocks as new ones do), those in host memory are
+        loaded into new blocks instead of being recomputed.
+        """
         bs = self.block_size
         pool = self.pool
-        shared_hits, private_hits = self._prefix_hits(request)
-        hit_blocks = shared_hits + private_hits
+        chain = (*request.segments, own_segment(request.rid))
+        gpu_hits, cpu_hits = self._prefix_hits(request, chain)
+        hit_blocks = gpu_hits + cpu_hits
         computed = hit_blocks * bs
         tokens = request.num_tokens - computed
         if tokens > budget and not self.limits.chunked_prefill:
             return 0
         tokens = min(tokens, budget)
-        hits = request.block_hashes[:shared_hits]
-        reclaimed = private_hits + (pool.count_free(hits) if shared_hits else 0)
-        new_blocks = _ceil_div(computed + tokens, bs) - hit_blocks
+        reclaimed = pool.reclaimable(chain, gpu_hits) if gpu_hits else 0
+        new_blocks = _ceil_div(computed + tokens, bs) - gpu_hits
         # vLLM >= 0.21 first checks that the whole prompt would fit, still allocating only
         # the chunk; earlier releases check the chunk alone and may preempt later
-        must_fit = (_ceil_div(request.num_tokens, bs) - hit_blocks
+        must_fit = (_ceil_div(request.num_tokens, bs) - gpu_hits
                     if self.limits.whole_prompt_admission else new_blocks)
         if must_fit + reclaimed > pool.num_free:
             return 0
         self.waiting.popleft()
-        if pool.private_cached(request.rid) and not private_hits:
-            pool.forget_private(request.rid)
-        if shared_hits:
-            pool.acquire_shared(hits)
-        if private_hits:
-            pool.claim_private(request.rid, private_hits)
+        if hit_blocks:
+            self._take_hits(request, chain, gpu_hits, hit_blocks)
         pool.allocate(new_blocks)
-        request.shared_held = shared_hits
         request.num_computed = computed
-        self._register_shared(request, tokens)
+        request.counted = hit_blocks
+        self._cache_blocks(request, (computed + tokens) // bs, include_own=False)
         self.lookup_tokens += request.num_tokens
         self.hit_tokens += computed
+        self.cpu_hit_tokens += cpu_hits * bs
+        self._loaded_tokens += cpu_hits * bs
         if request.first_scheduled_s is None:
             request.first_scheduled_s = now
             request.cached_tokens = computed
+            request.cpu_cached_tokens = cpu_hits * bs
         self.prefilling[request.rid] = request
         self._chunks.append((request, tokens))
         return tokens
 
-    def _prefix_hits(self, request: Request) -> tuple[int, int]:
-        """Cached leading blocks: (shared hits, the request's own cached blocks after them).
+    def _prefix_hits(self, request: Request, chain: tuple) -> tuple[int, int]:
+        """Cached leading blocks: (on the GPU, in host memory right after them).
 
         At least the last token is always recomputed, as in vLLM, so a fully cached prompt
         still has one token to prefill.
         """
         if not self.pool.caching:
             return 0, 0
-        limit = (request.num_tokens - 1) // self.block_size
-        hashes = request.block_hashes
-        shared = self.pool.longest_shared_prefix(hashes, limit) if hashes else 0
-        own = self.pool.private_cached(request.rid)
-        if own and shared == request.private_from:
-            return shared, min(own, limit - shared)
-        return shared, 0
+        return self.pool.cached_prefix(chain, (request.num_tokens - 1) // self.block_size)
 
-    def _register_shared(self, request: Request, tokens: int) -> None:
-        """Publish the shareable blocks this step fills, so later requests can hit them."""
-        if not self.pool.caching or not request.block_hashes:
+    def _take_hits(self, request: Request, chain: tuple, gpu_hits: int, hits: int) -> None:
+        """Reference the GPU hits and load the host-memory ones, segment by segment."""
+        pool, holds, lo = self.pool, request.holds, 0
+        for owner, hi in chain:
+            if lo >= hits:
+                break
+            on_gpu = min(hi, gpu_hits)
+            if on_gpu > lo:
+                pool.acquire(owner, on_gpu)
+                holds.append([owner, lo, on_gpu])
+            end = min(hi, hits)
+            if end > max(on_gpu, lo):  # the host-memory part, right after the GPU part
+                held = max(on_gpu, lo)
+                pool.extend(owner, lo, held, end)
+                if held > lo:
+                    holds[-1][2] = end
+                else:
+                    holds.append([owner, lo, end])
+            lo = hi
+
+    def _cache_blocks(self, request: Request, upto: int, *, include_own: bool) -> None:
+        """Cache the request's full blocks below ``upto`` that it has not accounted for yet.
+
+        Shared content is cached as soon as a step computes it, so requests running at the
+        same time can hit it; a request's own blocks only when it leaves (nobody else can hit
+        them before: a conversation's next turn comes after the reply). A block whose content
+        another request cached meanwhile stays the request's own loose block, as in vLLM.
+        """
+        pos = request.counted
+        if pos >= upto:
             return
-        bs = self.block_size
-        if request.num_computed // bs != request.shared_held:
-            return  # an own full block came first: the rest of the chain is private
-        stop = min((request.num_computed + tokens) // bs, len(request.block_hashes))
-        hashes = request.block_hashes
-        while request.shared_held < stop and self.pool.register_shared(hashes[request.shared_held]):
-            request.shared_held += 1
+        if not self.pool.caching:
+            request.loose += upto - pos
+            request.counted = upto
+            return
+        pool, holds, lo = self.pool, request.holds, 0
+        for owner, hi in (*request.segments, own_segment(request.rid)):
+            if hi <= pos:
+                lo = hi
+                continue
+            if is_own(owner) and not include_own:
+                break
+            end = min(hi, upto)
+            held = holds[-1][2] if holds and holds[-1][0] == owner else lo
+            if held == pos and pool.extend(owner, lo, held, end):
+                if held > lo:
+                    holds[-1][2] = end
+                else:
+                    holds.append([owner, lo, end])
+            else:
+                request.loose += end - pos
+            pos = end
+            if pos >= upto:
+                break
+            lo = hi
+        request.counted = pos
 
     def _batch(self) -> Batch:
         decode_seqs = len(self.decoding)
         decode_context = self._context_offset + (self.step + 1) * decode_seqs
-        if self._leaving:  # each computes one more (discarded) token after its context
-            decode_seqs += len(self._leaving)
-            decode_context += sum(r.num_computed + 1 for r in self._leaving)
+        leaving_seqs = len(self._leaving)
+        leaving_context = 0
+        if leaving_seqs:  # each computes one more (discarded) token after its context
+            leaving_context = sum(r.num_computed + 1 for r in self._leaving)
+            decode_seqs += leaving_seqs
+            decode_context += leaving_context
         if not self._chunks:
-            return Batch(0, 0, 0.0, 0, decode_seqs, decode_context)
+            return Batch(0, 0, 0.0, 0, decode_seqs, decode_context, 0, leaving_seqs,
+                         leaving_context)
         prefill_tokens = prefill_pairs = prefill_kv = 0
         for request, tokens in self._chunks:
             pairs, kv = chunk_terms(tokens, request.num_computed)
@@ -372,6 +428,9 @@ class ContinuousScheduler:
             prefill_kv_tokens=prefill_kv,
             decode_seqs=decode_seqs,
             decode_context_tokens=decode_context,
+            loaded_kv_tokens=self._loaded_tokens,
+            leaving_seqs=leaving_seqs,
+            leaving_context_tokens=leaving_context,
         )
 
     # ---- decoding set bookkeeping ----------------------------------------------------------
@@ -457,18 +516,13 @@ class ContinuousScheduler:
         self.waiting.appendleft(request)
 
     def _release(self, request: Request, *, finished: bool) -> None:
-        """Free a request's blocks, last block first.
+        """Free a request's blocks, last block first, caching every full one.
 
-        A preempted request's own full blocks stay cached for its recompute; a finished
-        request's own blocks can never be hit again, so they are freed as plain blocks.
+        A preempted request hits its own cached blocks when it is admitted again; a finished
+        one's stay cached for a conversation's next turn, until evicted.
         """
-        bs = self.block_size
-        full, partial = divmod(request.num_computed, bs)
-        own_full = full - request.shared_held
-        shared = request.block_hashes[: request.shared_held]
-        if finished:
-            self.pool.release(shared, 0, own_full + (1 if partial else 0), request.rid)
-        else:
-            request.private_from = request.shared_held
-            self.pool.release(shared, own_full, 1 if partial else 0, request.rid)
-        request.shared_held = 0
+        full, partial = divmod(request.num_computed, self.block_size)
+        self._cache_blocks(request, full, include_own=True)
+        self.pool.release(request.holds, request.loose + (1 if partial else 0))
+        request.holds = []
+        request.loose = request.counted = 0

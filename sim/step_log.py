@@ -37,7 +37,7 @@ class StepLog:
             (start_s, num_steps, total, batch.decode_seqs, batch.prefill_seqs,
              batch.prefill_tokens, kv_used_start, *memory_end)
         )
-        seqs = batch.decode_seqs
+        seqs = batch.decode_seqs - batch.leaving_seqs  # sequences that got a token
         if seqs:
             if isinstance(timing, float):
                 self._itl.append((timing, 0.0, 1, seqs))

@@ -20,7 +20,7 @@ class LinearLatency:
     def __init__(self, base: float = 0.010, per_token: float = 0.001, per_context: float = 0.0):
         self.base, self.per_token, self.per_context = base, per_token, per_context
 
-    def step_time(self, batch: Batch) -> float:
+    def step_time(self, batch: Batch, overlapped: bool = True) -> float:
         tokens = batch.prefill_tokens + batch.decode_seqs
         return self.base + self.per_token * tokens + self.per_context * batch.decode_context_tokens
 

@@ -1,13 +1,19 @@
-"""The block pool: exact eviction order, and invariants under random operation sequences."""
+"""The block pool: exact eviction order, the host-memory tier, and block-by-block equivalence
+with a plain vLLM-style pool (a hash map, reference counts, an LRU queue of block ids)."""
 
 from __future__ import annotations
+
+from collections import OrderedDict
 
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from sim.block_pool import ANON, PRIVATE, SHARED, BlockPool
+from sim.block_pool import ANON, BlockPool
+
+K = 7  # a shared prefix's owner
+OWN = 1_000  # a request's own content
 
 
 def test_fresh_pool_is_one_anonymous_run() -> None:
@@ -16,163 +22,227 @@ def test_fresh_pool_is_one_anonymous_run() -> None:
     assert pool.queue_order() == [(ANON, 0, 10)]
 
 
-def test_release_returns_blocks_tail_first_and_lru_evicts_oldest_first() -> None:
-    pool = BlockPool(8)
-    pool.allocate(4)
-    for h in (101, 102, 103):
-        assert pool.register_shared(h)
-    # request holds shared 101,102,103 and one partial block of its own
-    pool.release((101, 102, 103), own_full=0, own_partial=1, owner=1)
-    assert pool.num_free == 8
-    # fresh blocks first (the tail block joins their run), then the prefix deepest-first
-    assert pool.queue_order() == [
-        (ANON, 0, 5),
-        (SHARED, 103, 1),
-        (SHARED, 102, 1),
-        (SHARED, 101, 1),
-    ]
-    pool.allocate(6)  # 4 fresh + the partial + evicts 103
-    assert not pool.is_cached(103)
-    assert pool.is_cached(102) and pool.is_cached(101)
-    assert pool.evicted_blocks == 1
-    assert pool.longest_shared_prefix((101, 102, 103), limit=3) == 2
+def test_release_returns_blocks_tail_first_and_lru_evicts_the_top_of_the_oldest_run() -> None:
+    pool = BlockPool(10)
+    pool.allocate(6)  # a request: 3 prefix blocks, 2 own full blocks, 1 partial
+    assert pool.extend(K, 0, 0, 3)
+    assert pool.extend(OWN, 3, 3, 5)
+    pool.release([[K, 0, 3], [OWN, 3, 5]], loose=1)
+    assert pool.num_free == 10
+    # fresh blocks first (the partial block joins their run), then its own tail, then the prefix
+    assert pool.queue_order() == [(ANON, 0, 5), (OWN, 3, 5), (K, 0, 3)]
+    pool.allocate(6)  # 5 anonymous blocks, then the own chain's last block
+    assert pool.chain(OWN).end == 4 and pool.evicted_blocks == 1
+    assert pool.cached_prefix(((K, 3), (OWN, 1 << 40)), limit=9) == (4, 0)
+    pool.allocate(1)  # the rest of the own chain goes; the prefix, freed last, survives
+    assert pool.chain(OWN) is None
+    assert pool.cached_prefix(((K, 3), (OWN, 1 << 40)), limit=9) == (3, 0)
+    pool.allocate(1)  # then the prefix's top block
+    assert pool.cached_prefix(((K, 3), (OWN, 1 << 40)), limit=9) == (2, 0)
 
 
-def test_hit_on_a_free_cached_block_takes_it_out_of_the_queue() -> None:
+def test_a_hit_on_free_cached_blocks_takes_them_out_of_the_queue() -> None:
     pool = BlockPool(4)
     pool.allocate(2)
-    pool.register_shared(7)
-    pool.register_shared(8)
-    pool.release((7, 8), 0, 0, owner=1)
-    assert pool.num_free == 4
-    pool.acquire_shared((7,))
-    assert pool.ref_count(7) == 1 and pool.ref_count(8) == 0
+    pool.extend(K, 0, 0, 2)
+    pool.release([[K, 0, 2]], loose=0)
+    segments = ((K, 2),)
+    assert pool.reclaimable(segments, 1) == 1 and pool.reclaimable(segments, 2) == 2
+    pool.acquire(K, 1)  # a request hits block 0 only
     assert pool.num_free == 3
-    pool.allocate(3)  # the two fresh blocks and block 8; 7 is referenced and survives
-    assert pool.is_cached(7) and not pool.is_cached(8)
-    assert pool.num_free == 0
+    pool.allocate(3)  # the two fresh blocks, then block 1; block 0 is referenced
+    assert pool.cached_prefix(segments, limit=2) == (1, 0)
     with pytest.raises(ValueError):
         pool.allocate(1)
 
 
-def test_shared_block_is_freed_only_when_its_last_reference_goes() -> None:
-    pool = BlockPool(4)
-    pool.allocate(1)
-    pool.register_shared(5)
-    pool.acquire_shared((5,))  # a second request hits it
-    pool.release((5,), 0, 0, owner=1)
-    assert pool.ref_count(5) == 1 and pool.num_free == 3
-    pool.release((5,), 0, 0, owner=2)
-    assert pool.ref_count(5) == 0 and pool.num_free == 4
-
-
-def test_private_run_is_evicted_from_its_end_and_reclaimed_from_its_start() -> None:
-    pool = BlockPool(10)
-    pool.allocate(10)
-    pool.release((), own_full=6, own_partial=0, owner=42)  # a preempted request's own blocks
+def test_a_block_is_freed_only_when_no_holder_covers_it() -> None:
+    pool = BlockPool(6)
     pool.allocate(4)
-    assert pool.private_cached(42) == 2  # its last four blocks went first
-    assert pool.evicted_blocks == 4
-    pool = BlockPool(10)
-    pool.allocate(10)
-    pool.release((), own_full=6, own_partial=1, owner=42)
-    pool.release((), own_full=0, own_partial=3, owner=43)
-    assert pool.queue_order() == [(ANON, 0, 1), (PRIVATE, 42, 6), (ANON, 0, 3)]
-    pool.allocate(3)  # the partial block, then two of 42's blocks from its end
-    assert pool.private_cached(42) == 4
-    pool.claim_private(42, 3)
-    assert pool.num_free == 10 - 3 - 3
-    assert pool.private_cached(42) == 0
-    # the unreachable leftover of the run is now anonymous and still free
-    assert pool.queue_order() == [(ANON, 42, 1), (ANON, 0, 3)]
+    pool.extend(K, 0, 0, 4)  # the first request computed 4 blocks of the prefix
+    pool.acquire(K, 2)  # a second one holds the first 2
+    pool.release([[K, 0, 4]], loose=0)
+    assert pool.num_free == 4  # blocks 2 and 3 are free; 0 and 1 still held
+    assert pool.queue_order() == [(ANON, 0, 2), (K, 2, 4)]
+    pool.release([[K, 0, 2]], loose=0)
+    assert pool.queue_order() == [(ANON, 0, 2), (K, 2, 4), (K, 0, 2)]
 
 
-def test_duplicate_registration_is_refused() -> None:
-    pool = BlockPool(4)
-    pool.allocate(2)
-    assert pool.register_shared(9)
-    assert not pool.register_shared(9)
+def test_content_cached_meanwhile_is_a_duplicate() -> None:
+    pool = BlockPool(8)
+    pool.allocate(4)
+    assert pool.extend(K, 0, 0, 2)  # one request caches the prefix
+    assert not pool.extend(K, 0, 0, 2)  # another computed it at the same time
 
 
-def test_without_caching_own_blocks_are_plain_free_blocks() -> None:
-    pool = BlockPool(6, caching=False)
-    pool.allocate(6)
-    pool.release((), own_full=4, own_partial=1, owner=3)
-    assert pool.private_cached(3) == 0
-    assert pool.queue_order() == [(ANON, 0, 5)]
+def test_evicted_blocks_move_to_host_memory_and_hit_there() -> None:
+    pool = BlockPool(4, cpu_blocks=3)
+    pool.allocate(4)
+    pool.extend(K, 0, 0, 4)
+    pool.release([[K, 0, 4]], loose=0)
+    pool.allocate(3)  # positions 3, 2, 1 leave the GPU for host memory
+    assert pool.cached_prefix(((K, 4),), limit=4) == (1, 3)
+    assert pool.offloaded_blocks == 3 and pool.cpu_used == 3
+    pool.release([], loose=3)
+    pool.acquire(K, 1)
+    pool.allocate(3)  # new GPU blocks for the three host-memory blocks
+    assert pool.extend(K, 0, 1, 4)  # loading them back takes them out of host memory
+    assert pool.cpu_used == 0 and pool.cached_prefix(((K, 4),), limit=4) == (4, 0)
+
+
+def test_host_memory_is_bounded_and_drops_its_oldest_blocks() -> None:
+    pool = BlockPool(4, cpu_blocks=2)
+    pool.allocate(4)
+    pool.extend(K, 0, 0, 2)
+    pool.extend(OWN, 0, 0, 2)
+    pool.release([[OWN, 0, 2]], loose=0)
+    pool.release([[K, 0, 2]], loose=0)
+    pool.allocate(2)  # the own chain leaves the GPU: host memory holds it
+    assert pool.cached_prefix(((OWN, 2),), limit=2) == (0, 2)
+    pool.allocate(2)  # then the prefix, which pushes the own chain out of host memory
+    assert pool.cached_prefix(((K, 2),), limit=2) == (0, 2)
+    assert pool.cached_prefix(((OWN, 2),), limit=2) == (0, 0)
+    assert pool.cpu_used == 2 and pool.cpu_order() == [(K, 0, 2)]
+
+
+class ReferencePool:
+    """vLLM's pool block by block: a hash per full block, reference counts, an LRU queue of
+    block ids (head evicted first), tail-first freeing; a duplicate is not cached."""
+
+    def __init__(self, n: int) -> None:
+        self.free: OrderedDict[int, None] = OrderedDict((b, None) for b in range(n))
+        self.hash_of: dict[int, tuple] = {}
+        self.block_of: dict[tuple, int] = {}
+        self.ref = [0] * n
+
+    def hits(self, hashes: list[tuple], limit: int) -> int:
+        k = 0
+        while k < min(len(hashes), limit) and hashes[k] in self.block_of:
+            k += 1
+        return k
+
+    def reclaimable(self, hashes: list[tuple]) -> int:
+        return sum(1 for h in hashes if self.ref[self.block_of[h]] == 0)
+
+    def take(self, hashes: list[tuple]) -> list[int]:
+        blocks = []
+        for h in hashes:
+            b = self.block_of[h]
+            if self.ref[b] == 0:
+                del self.free[b]
+            self.ref[b] += 1
+            blocks.append(b)
+        return blocks
+
+    def new(self, n: int) -> list[int]:
+        blocks = []
+        for _ in range(n):
+            b, _ = self.free.popitem(last=False)
+            h = self.hash_of.pop(b, None)
+            if h is not None:
+                del self.block_of[h]
+            self.ref[b] = 1
+            blocks.append(b)
+        return blocks
+
+    def cache(self, block: int, h: tuple) -> bool:
+        if h in self.block_of:
+            return False
+        self.block_of[h], self.hash_of[block] = block, h
+        return True
+
+    def release(self, table: list[int]) -> None:
+        for b in reversed(table):
+            self.ref[b] -= 1
+            if self.ref[b] == 0:
+                self.free[b] = None
 
 
 class PoolMachine(RuleBasedStateMachine):
-    """Random requests taking and returning blocks; the pool's books must always balance.
-
-    Each simulated request holds a prefix of a shared chain (by reference) plus own blocks.
-    """
+    """Requests of a shared prefix (one of three) plus own blocks come, grow and go, on both
+    pools; every hit, free count and cached block must agree."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.total = 40
+        self.total = 24
         self.pool = BlockPool(self.total)
-        self.holders: dict[int, tuple[tuple[int, ...], int]] = {}  # owner -> (shared, own)
-        self.next_owner = 1
+        self.ref = ReferencePool(self.total)
+        self.running: dict[int, dict] = {}
+        self.next_rid = 0
 
-    @rule(chain=st.integers(1, 3), length=st.integers(0, 6), own=st.integers(0, 5))
-    def admit(self, chain: int, length: int, own: int) -> None:
-        hashes = tuple(chain * 100 + i for i in range(length))
-        hit = self.pool.longest_shared_prefix(hashes, limit=length)
-        reclaim = sum(1 for h in hashes[:hit] if self.pool.ref_count(h) == 0)
-        fresh = length - hit
-        if fresh + own + reclaim > self.pool.num_free:
+    @rule(key=st.integers(1, 3), prefix=st.integers(0, 6), own=st.integers(1, 5),
+          partial=st.booleans())
+    def admit(self, key: int, prefix: int, own: int, partial: bool) -> None:
+        rid, self.next_rid = self.next_rid, self.next_rid + 1
+        own_owner = OWN + rid
+        segments = ((key, prefix), (own_owner, 1 << 40)) if prefix else ((own_owner, 1 << 40),)
+        hashes = [(key, p) for p in range(prefix)]
+        limit = prefix + own  # at least the partial block or one own block is computed
+        gpu, cpu = self.pool.cached_prefix(segments, limit)
+        assert cpu == 0
+        assert gpu == self.ref.hits(hashes, limit)
+        reclaim = self.pool.reclaimable(segments, gpu) if gpu else 0
+        assert reclaim == self.ref.reclaimable(hashes[:gpu])
+        need = prefix + own + partial - gpu
+        if need + reclaim > self.pool.num_free:
             return
-        self.pool.acquire_shared(hashes[:hit])
-        self.pool.allocate(fresh + own)
-        held = hit
-        for h in hashes[hit:]:
-            if not self.pool.register_shared(h):
-                break
-            held += 1
-        owner = self.next_owner
-        self.next_owner += 1
-        # blocks whose registration was refused stay the request's own
-        self.holders[owner] = (hashes[:held], own + (length - held))
+        holds = []
+        if gpu:
+            self.pool.acquire(key, gpu)
+            holds.append([key, 0, gpu])
+        self.pool.allocate(need)
+        table = self.ref.take(hashes[:gpu]) + self.ref.new(need)
+        loose = int(partial)
+        if prefix > gpu:  # the rest of the prefix is computed and cached now
+            held = gpu
+            if self.pool.extend(key, 0, held, prefix):
+                if holds:
+                    holds[-1][2] = prefix
+                else:
+                    holds.append([key, 0, prefix])
+            else:
+                loose += prefix - gpu
+            cached = [self.ref.cache(table[p], hashes[p]) for p in range(gpu, prefix)]
+            assert all(cached) == (loose == int(partial))
+        self.running[rid] = {"holds": holds, "loose": loose, "table": table, "prefix": prefix,
+                             "own": own, "partial": partial}
 
-    @precondition(lambda self: self.holders)
-    @rule(data=st.data(), preempted=st.booleans())
-    def release(self, data: st.DataObject, preempted: bool) -> None:
-        owner = data.draw(st.sampled_from(sorted(self.holders)))
-        shared, own = self.holders.pop(owner)
-        if preempted:
-            self.pool.release(shared, own, 0, owner)
-        else:
-            self.pool.release(shared, 0, own, owner)
+    @precondition(lambda self: self.running and self.pool.num_free)
+    @rule(data=st.data(), k=st.integers(1, 3))
+    def grow(self, data: st.DataObject, k: int) -> None:
+        """A decoding request fills its partial block and starts new ones."""
+        rid = data.draw(st.sampled_from(sorted(self.running)))
+        k = min(k, self.pool.num_free)
+        request = self.running[rid]
+        self.pool.allocate(k)
+        request["table"] += self.ref.new(k)
+        request["own"] += k
 
-    @precondition(lambda self: self.pool.num_free > 0)
-    @rule(n=st.integers(1, 10))
-    def evict_some(self, n: int) -> None:
-        # another request's decode growth, as anonymous blocks held by a dummy owner
-        n = min(n, self.pool.num_free)
-        self.pool.allocate(n)
-        self.holders[self.next_owner] = ((), n)
-        self.next_owner += 1
+    @precondition(lambda self: self.running)
+    @rule(data=st.data())
+    def leave(self, data: st.DataObject) -> None:
+        rid = data.draw(st.sampled_from(sorted(self.running)))
+        request = self.running.pop(rid)
+        prefix, own, table = request["prefix"], request["own"], request["table"]
+        holds = request["holds"]
+        # its own full blocks are cached as it leaves (the partial one is not)
+        assert self.pool.extend(OWN + rid, prefix, prefix, prefix + own)
+        holds.append([OWN + rid, prefix, prefix + own])
+        for p in range(prefix, prefix + own):
+            assert self.ref.cache(table[p], (OWN + rid, p))
+        self.pool.release(holds, request["loose"])
+        self.ref.release(table)
 
     @invariant()
-    def blocks_are_conserved(self) -> None:
-        shared_blocks = {h for shared, _ in self.holders.values() for h in shared}
-        held = len(shared_blocks) + sum(own for _, own in self.holders.values())
-        assert self.pool.num_free + held == self.total
+    def the_pools_agree(self) -> None:
+        assert self.pool.num_free == len(self.ref.free)
         assert self.pool.queue_blocks() == self.pool.num_free
-
-    @invariant()
-    def a_shared_block_is_free_iff_unreferenced(self) -> None:
-        refs: dict[int, int] = {}
-        for shared, _ in self.holders.values():
-            for h in shared:
-                refs[h] = refs.get(h, 0) + 1
-        free_shared = {key for kind, key, _ in self.pool.queue_order() if kind == SHARED}
-        for h in self.pool.cached_hashes():
-            assert self.pool.ref_count(h) == refs.get(h, 0)
-            assert (h in free_shared) == (refs.get(h, 0) == 0)
-        assert set(refs) <= set(self.pool.cached_hashes())
+        cached = set()
+        for owner in self.pool.owners():
+            chain = self.pool.chain(owner)
+            cached |= {(owner, p) for p in range(chain.first, chain.end)}
+        assert cached == set(self.ref.block_of)
 
 
 TestPoolMachine = PoolMachine.TestCase
-TestPoolMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+TestPoolMachine.settings = settings(max_examples=200, stateful_step_count=50, deadline=None)

@@ -16,6 +16,7 @@ from sim.batching_policy import BatchingPolicy
 from sim.block_pool import BlockPool
 from sim.engine import simulate
 from sim.gateway import GatewayPolicy
+from sim.prefix_hash import shared_prefix_segments
 from sim.request import Request
 from sim.scheduler import ContinuousScheduler, SchedulerLimits
 from sim.workload import Workload
@@ -153,8 +154,10 @@ def test_scheduler_states_stay_consistent(case: tuple[dict, Workload], seed: int
     rng = np.random.default_rng(seed)
     max_len = setup_args["num_gpu_blocks"] * bs  # as the engine caps it
     requests = [
-        Request(rid=i, arrival_s=0.0, prompt_tokens=int(p), output_tokens=int(min(o, max_len - p)))
-        for i, (p, o) in enumerate(zip(workload.input_tokens, workload.output_tokens))
+        Request(rid=i, arrival_s=0.0, prompt_tokens=int(p), output_tokens=int(min(o, max_len - p)),
+                segments=shared_prefix_segments(int(k), int(t), bs))
+        for i, (p, o, k, t) in enumerate(zip(workload.input_tokens, workload.output_tokens,
+                                             workload.prefix_key, workload.prefix_tokens))
     ]
     pending = list(requests)
     finished: list[Request] = []
@@ -181,12 +184,14 @@ def test_scheduler_states_stay_consistent(case: tuple[dict, Workload], seed: int
             tails += -r.num_computed % bs
         # the waste accounting, kept incrementally, matches the requests' own state
         assert scheduler.memory() == (pool.num_used, pool.num_used * bs - tails, 0, tails, 0)
-        # shared blocks may be referenced by several requests: count distinct ones
-        shared_refs = sum(r.shared_held for r in (*scheduler.decoding.values(),
-                                                  *scheduler.prefilling.values(),
-                                                  *scheduler.leaving))
-        distinct_shared = sum(1 for h in pool.cached_hashes() if pool.ref_count(h) > 0)
-        assert pool.num_used == held - shared_refs + distinct_shared
+        # a block of a cached chain may be held by several requests: count each once
+        running = (*scheduler.decoding.values(), *scheduler.prefilling.values(),
+                   *scheduler.leaving)
+        in_chains = sum(end - first for r in running for _, first, end in r.holds)
+        owners = {owner for r in running for owner, _, _ in r.holds}
+        distinct = sum(pool.chain(o).held_end - pool.chain(o).first for o in owners)
+        assert pool.num_used == held - in_chains + distinct
+        assert pool.queue_blocks() == pool.num_free  # every free block is in the queue
     assert sorted(r.rid for r in finished) == list(range(len(requests)))
 
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from sim.cli import main
-from sim.prefix_hash import shared_block_hashes, trace_block_hashes
+from sim.prefix_hash import shared_prefix_segments, trace_segments
 from sim.errors import ScenarioError
 from sim.run import run_scenario
 from sim.scenario import parse_scenario
@@ -116,17 +116,19 @@ def test_a_trace_cannot_be_combined_with_generated_arrivals() -> None:
         parse_scenario(scenario({"path": "azure-conv-2023"}, arrivals={"rate_per_s": 3}))
 
 
-def test_trace_block_hashes_map_any_block_size_onto_the_trace_ids() -> None:
-    a = trace_block_hashes([7, 8], 512, 1024, 16)
-    b = trace_block_hashes([7, 9], 512, 1000, 16)
-    assert len(a) == 64 and len(b) == 62  # only full blocks of the prompt
-    assert a[:32] == b[:32] and not set(a[32:]) & set(b[32:])
-    # engine blocks larger than the trace's: a block is identified by its last trace block
-    assert trace_block_hashes([1, 2, 3, 4], 16, 64, 32) == trace_block_hashes([5, 2, 6, 4], 16, 64, 32)
-    # never equal to a generated workload's shared-prefix hashes
-    assert not set(trace_block_hashes(list(range(40)), 16, 640, 16)) & set(
-        shared_block_hashes(1, 640, 16))
-    assert trace_block_hashes([-5], 16, 16, 16) != trace_block_hashes([5], 16, 16, 16)
+def test_trace_segments_map_any_block_size_onto_the_trace_ids() -> None:
+    a = trace_segments([7, 8], 512, 1024, 16)
+    b = trace_segments([7, 9], 512, 1000, 16)
+    # only full blocks of the prompt: 64 and 62 of them, 32 per 512-token trace block
+    assert [end for _, end in a] == [32, 64] and [end for _, end in b] == [32, 62]
+    assert a[0] == b[0] and a[1][0] != b[1][0]  # the same first id, different second ones
+    # engine blocks larger than the trace's: a block belongs to its last token's trace block
+    assert trace_segments([1, 2, 3, 4], 16, 64, 32) == trace_segments([5, 2, 6, 4], 16, 64, 32)
+    assert [end for _, end in trace_segments([1, 2, 3, 4], 16, 64, 32)] == [1, 2]
+    # never the owner of a generated workload's shared prefix, whatever the ids' signs
+    owners = {owner for owner, _ in trace_segments(list(range(40)), 16, 640, 16)}
+    assert not owners & {owner for owner, _ in shared_prefix_segments(1, 640, 16)}
+    assert trace_segments([-5], 16, 16, 16) != trace_segments([5], 16, 16, 16)
 
 
 def test_a_relative_trace_path_is_read_from_the_scenario_folder(tmp_path: Path, monkeypatch,

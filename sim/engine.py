@@ -51,6 +51,7 @@ class EngineSetup:
     # Request-level batching (static or dynamic batches); None = iteration-level scheduling.
     batching: BatchingPolicy | None = None
     gateway: GatewayPolicy | None = None  # micro-batching in front of the replicas
+    cpu_blocks: int = 0  # KV blocks of host memory behind each replica's GPU cache
 
     def __post_init__(self) -> None:
         capacity = self.num_gpu_blocks * self.limits.block_size
@@ -73,7 +74,8 @@ class SimulationResult:
     replicas: int
     preemptions: int
     lookup_tokens: int
-    hit_tokens: int
+    hit_tokens: int  # prompt tokens served from the prefix cache, both tiers
+    cpu_hit_tokens: int  # of those, loaded from host memory
     truncated_outputs: int  # cut at max_model_len
     capped_outputs: int = 0  # cut at the request's max_tokens
     output_tokens_saved: int = 0  # tokens the caps above kept from being generated
@@ -145,6 +147,7 @@ def simulate(
         preemptions=sum(s.num_preemptions for s in schedulers),
         lookup_tokens=sum(s.lookup_tokens for s in schedulers),
         hit_tokens=sum(s.hit_tokens for s in schedulers),
+        cpu_hit_tokens=sum(s.cpu_hit_tokens for s in schedulers),
         truncated_outputs=intake.truncated,
         capped_outputs=intake.capped,
         output_tokens_saved=intake.saved,
@@ -162,7 +165,8 @@ def _scheduler(setup: EngineSetup) -> ContinuousScheduler | StaticScheduler:
                                paged=setup.kv_allocation == "paged")
     if setup.kv_allocation == "contiguous":
         return ContiguousScheduler(setup.limits, SlotPool(blocks, block_size))
-    return ContinuousScheduler(setup.limits, BlockPool(blocks, caching=setup.prefix_caching))
+    pool = BlockPool(blocks, caching=setup.prefix_caching, cpu_blocks=setup.cpu_blocks)
+    return ContinuousScheduler(setup.limits, pool)
 
 
 def _steps_frame(replicas: list[Replica]) -> pd.DataFrame:

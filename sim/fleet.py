@@ -22,8 +22,9 @@ from sim.kv_state import waste_shares
 from sim.record import RequestRecord, records_frame
 from sim.route_table import UNROUTED, RouteTable
 from sim.run import (
-    Deployment, RunOutcome, add_trace_summary, check_replayed, quality_figures, quality_summary,
-    replica_busy_fraction, request_figures, resolve, simulate_pool, summarize, workload_source,
+    Deployment, RunOutcome, add_trace_summary, check_replayed, hits_by_tier, quality_figures,
+    quality_summary, replica_busy_fraction, request_figures, resolve, simulate_pool, summarize,
+    workload_source,
 )
 from sim.scenario import Scenario
 from sim.trace_workload import TraceReplay
@@ -144,6 +145,7 @@ def _merge(results: list[tuple[str, SimulationResult]],
         preemptions=sum(r.preemptions for r in parts),
         lookup_tokens=sum(r.lookup_tokens for r in parts),
         hit_tokens=sum(r.hit_tokens for r in parts),
+        cpu_hit_tokens=sum(r.cpu_hit_tokens for r in parts),
         truncated_outputs=sum(r.truncated_outputs for r in parts),
         capped_outputs=sum(r.capped_outputs for r in parts),
         output_tokens_saved=sum(r.output_tokens_saved for r in parts),
@@ -186,6 +188,7 @@ def fleet_summary(scenario: Scenario, deployments: tuple[Deployment, ...],
             "mean_utilization": metrics.kv_mean_utilization(per_replica, duration),
             "preemptions": merged.preemptions,
             "prefix_cache_hit_rate": merged.prefix_cache_hit_rate,
+            "prefix_cache_hits_by_tier": hits_by_tier(merged),
             "waste": waste_shares(merged.steps),
         },
         "batch_size": metrics.batch_size_distribution(merged.steps),

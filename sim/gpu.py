@@ -41,6 +41,7 @@ class GpuSpec:
     memory_source: str = ""
     fp32_tflops: float | None = None  # dense FP32 peak; needed only for weight_dtype fp32
     host_link_gb_per_s: float | None = None  # to host memory; needed only for CPU KV offload
+    host_memory_gib: float | None = None  # typical host RAM per GPU of its servers
 
     @property
     def hbm_bytes(self) -> int:
@@ -101,7 +102,8 @@ _NUMBERS = ("hbm_gib", "mem_bandwidth_gb_per_s", "bf16_tflops", "int8_tops",
             "interconnect_gb_per_s")
 
 
-_OPTIONAL = ("memory_source", "fp32_tflops", "host_link_gb_per_s")
+_OPTIONAL_NUMBERS = ("fp8_tflops", "fp32_tflops", "host_link_gb_per_s", "host_memory_gib")
+_OPTIONAL = ("memory_source", "fp32_tflops", "host_link_gb_per_s", "host_memory_gib")
 
 
 def _parse_entry(gpu_id: str, entry: dict[str, Any], where: str = "") -> GpuSpec:
@@ -116,9 +118,9 @@ def _parse_entry(gpu_id: str, entry: dict[str, Any], where: str = "") -> GpuSpec
     missing = known - set(entry) - set(_OPTIONAL)
     if missing:
         raise ScenarioError(f"{where}: missing field(s) {', '.join(sorted(missing))}")
-    for name in _NUMBERS + ("fp8_tflops", "fp32_tflops", "host_link_gb_per_s"):
+    for name in _NUMBERS + _OPTIONAL_NUMBERS:
         value = entry.get(name)
-        if value is None and name in ("fp8_tflops", "fp32_tflops", "host_link_gb_per_s"):
+        if value is None and name in _OPTIONAL_NUMBERS:
             continue
         if not isinstance(value, int | float) or value <= 0:
             raise ScenarioError(f"{where}: {name}={value!r} must be a positive number")

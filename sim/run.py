@@ -115,6 +115,7 @@ def resolve(scenario: Scenario) -> Deployment:
         kv_allocation=eng.kv_allocation_used,
         batching=_batching(eng),
         gateway=_gateway(scenario),
+        cpu_blocks=_cpu_blocks(scenario, eng, gpu, memory),
     )
     return Deployment(scenario, model, gpu, memory, profile, _fleet_price(scenario), setup, eng)
 
@@ -151,6 +152,38 @@ def engine_with_defaults(engine: EngineSpec, gpu: GpuSpec) -> EngineSpec:
             f"{', '.join(f'{k}={v}' for k, v in filled.items() if k != 'cuda_graph_sizes')}) "
             f"is not valid:\n{describe_validation_error(exc)}"
         ) from None
+
+
+def _cpu_blocks(scenario: Scenario, eng: EngineSpec, gpu: GpuSpec, memory: MemoryPlan) -> int:
+    """KV blocks of the CPU offload tier: its GiB over a block's bytes on all the replica's
+    GPUs (vLLM sums the offload size over the ranks), within the server's host memory."""
+    if not eng.cpu_offload_gib:
+        return 0
+    hw = scenario.hardware
+    if not eng.prefix_caching_used:
+        raise ScenarioError(
+            "engine.cpu_offload_gib keeps evicted prefix-cache blocks in host memory, so it needs "
+            "prefix caching on a continuous scheduler over paged memory: set "
+            "engine.prefix_caching: true or cpu_offload_gib: 0")
+    if gpu.host_link_gb_per_s is None:
+        raise ScenarioError(
+            f"engine.cpu_offload_gib: {gpu.id} has no host_link_gb_per_s (its link to host "
+            "memory, which loads from the offload tier cross): add it to the device entry")
+    host = hw.host_memory_gib or (gpu.host_memory_gib or 0.0) * hw.tensor_parallel
+    if host and eng.cpu_offload_gib > host:
+        raise ScenarioError(
+            f"engine.cpu_offload_gib {eng.cpu_offload_gib:g} exceeds the host memory of one "
+            f"replica ({host:g} GiB{'' if hw.host_memory_gib else f', typical for {gpu.id}'}): "
+            "lower cpu_offload_gib or give hardware.host_memory_gib")
+    block_bytes = memory.kv_bytes_per_block * hw.tensor_parallel
+    return int(eng.cpu_offload_gib * 2**30 // block_bytes)
+
+
+def hits_by_tier(result: SimulationResult) -> dict[str, float]:
+    """Shares of the looked-up prompt tokens served from the GPU cache and from host memory."""
+    looked = result.lookup_tokens or 1
+    return {"gpu": (result.hit_tokens - result.cpu_hit_tokens) / looked,
+            "cpu": result.cpu_hit_tokens / looked}
 
 
 def _async_used(eng: EngineSpec) -> bool:
@@ -344,6 +377,8 @@ def summarize(deployment: Deployment, result: SimulationResult) -> dict:
             "mean_utilization": metrics.kv_mean_utilization(result, duration),
             "preemptions": result.preemptions,
             "prefix_cache_hit_rate": result.prefix_cache_hit_rate,
+            "prefix_cache_hits_by_tier": hits_by_tier(result),
+            "cpu_offload_blocks": deployment.setup.cpu_blocks,
             "allocation": scenario.engine.kv_allocation_used,
             "waste": waste_shares(result.steps),
         },

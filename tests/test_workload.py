@@ -60,6 +60,58 @@ def test_shared_prefix_with_duration_runs_for_the_duration() -> None:
     assert work.output_tokens.mean() == pytest.approx(64, rel=0.05)
 
 
+def test_shared_prefix_with_stages_draws_a_pair_per_arrival() -> None:
+    small = {**SHARED, "num_groups": 3, "prompts_per_group": 4}
+    stages = [{"rate_per_s": 2, "duration_s": 30}, {"rate_per_s": 6, "duration_s": 30}]
+    work = generate(stages=stages, shared_prefix=small)
+    assert len(work) == pytest.approx(240, abs=5 * np.sqrt(240))
+    assert (work.arrival_s[work.arrival_s >= 30].size
+            == pytest.approx(180, abs=5 * np.sqrt(180)))
+    # Every full pass of the 12 pairs visits each group 4 times.
+    passes = len(work) // 12
+    counts = np.unique(work.prefix_key[:12 * passes], return_counts=True)[1]
+    assert counts.tolist() == [4 * passes] * 3
+
+
+def test_repeated_questions_name_the_system_prompt_by_group_and_the_rest_by_pair() -> None:
+    spec = {**SHARED, "num_groups": 2, "prompts_per_group": 2, "system_prompt_tokens": 100,
+            "question_tokens": 475, "repeat_questions": True}
+    work = generate(arrivals={"process": "all_at_once"}, num_requests=8, shared_prefix=spec)
+    assert work.prefix_ids is not None and work.prefix_id_tokens == 100  # pieces of 100 tokens
+    ids = [tuple(work.prefix_ids[row]) for row in range(8)]
+    assert all(len(piece_ids) == 6 for piece_ids in ids)  # 575 tokens
+    assert sorted(ids.count(piece_ids) for piece_ids in set(ids)) == [2, 2, 2, 2]  # two passes
+    pairs = sorted(set(ids), key=lambda piece_ids: piece_ids[0])
+    (a, b), (c, d) = pairs[:2], pairs[2:]
+    assert a[0] == b[0] != c[0] == d[0]  # the first piece, the system prompt, is the group's
+    assert not set(a[1:]) & set(b[1:])   # the question's pieces are the pair's own
+    assert not set(a) & set(c)
+
+
+@pytest.mark.parametrize(("repeat", "second_pass_cached"), [(True, 560), (False, 96)])
+def test_a_repeated_question_finds_its_whole_prompt_cached(repeat: bool,
+                                                            second_pass_cached: int) -> None:
+    from sim.run import run_scenario
+    from sim.scenario import parse_scenario
+
+    scenario = parse_scenario({
+        "model": "llama-3.1-8b", "hardware": {"gpu": "h100-sxm"},
+        "engine": {"max_num_seqs": 8, "max_num_batched_tokens": 2048, "max_model_len": 4096},
+        "workload": {"arrivals": {"process": "constant", "rate_per_s": 1}, "num_requests": 8,
+                     "shared_prefix": {"num_groups": 2, "prompts_per_group": 2,
+                                       "system_prompt_tokens": 100, "question_tokens": 475,
+                                       "output_tokens": 2, "repeat_questions": repeat}}})
+    cached = run_scenario(scenario).result.records.sort_values("arrival_s")["cached_tokens"]
+    # 16-token blocks: the system prompt has 6 full ones (96 tokens), the prompt 35 (560)
+    assert sorted(cached.iloc[:4]) == [0, 0, 96, 96]
+    assert cached.iloc[4:].tolist() == [second_pass_cached] * 4
+
+
+def test_without_repeated_questions_only_the_system_prompt_is_described() -> None:
+    work = generate(arrivals={"process": "all_at_once"}, num_requests=8, shared_prefix=SHARED)
+    assert work.prefix_ids is None
+
+
 def test_independent_requests_share_nothing() -> None:
     work = generate(
         arrivals={"rate_per_s": 5.5},

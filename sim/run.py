@@ -100,7 +100,8 @@ def resolve(scenario: Scenario) -> Deployment:
         kv_bytes_per_token_per_gpu=kv_bytes_per_token_per_gpu(
             model, hw.tensor_parallel, resolve_kv_dtype(eng.kv_cache_dtype, eng.weight_dtype)
         ),
-        async_scheduling=_async_used(eng),
+        # host work hides behind the GPU's only where the profile's host terms stand apart
+        async_scheduling=_async_used(eng) and profile.host_overlap,
         cuda_graph_sizes=() if eng.enforce_eager else tuple(eng.cuda_graph_sizes or ()),
     )
     max_model_len = _max_model_len(scenario, model, memory)

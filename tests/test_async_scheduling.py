@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from sim.batch import Batch
 from sim.engine import simulate
 from sim.workload import Workload
 from tests.helpers import LinearLatency, make_setup
@@ -92,3 +93,35 @@ def test_blocks_of_a_request_stopping_at_end_of_sequence_are_freed_one_step_late
     # only after step 4, which it rides along in
     assert used[False][:4] == [4, 6, 3, 3]
     assert used[True][:4] == [4, 6, 6, 3]
+
+
+@pytest.mark.parametrize(("overlap", "asynchronous", "hidden"), [
+    (True, None, True),  # a profile with its host terms apart, async by the release: hidden
+    (True, False, False),  # a synchronous engine never hides host work
+    (False, None, False),  # a profile fitted as one sum keeps the sum
+])
+def test_host_work_hides_behind_gpu_time_only_where_the_profile_sets_it_apart(
+        tmp_path, overlap: bool, asynchronous: bool | None, hidden: bool) -> None:
+    from sim.run import resolve
+    from sim.scenario import parse_scenario
+
+    profile = tmp_path / "split.yaml"
+    profile.write_text(
+        f"name: split\nhost_overlap: {str(overlap).lower()}\ncoefficients:\n"
+        "  step_overhead_ms: 1.0\n  per_seq_overhead_ms: 0.01\n"
+        "  per_prefill_seq_overhead_ms: 0.1\n  compute_efficiency: 0.6\n"
+        "  memory_efficiency: 0.8\n  allreduce_latency_us: 8\n  allreduce_efficiency: 0.7\n")
+    engine = {"latency_profile": str(profile)}
+    if asynchronous is not None:
+        engine["async_scheduling"] = asynchronous
+    deployment = resolve(parse_scenario({
+        "model": "llama-3.1-8b", "hardware": {"gpu": "h100-sxm"}, "engine": engine,
+        "workload": {"arrivals": {"process": "all_at_once"}, "num_requests": 1,
+                     "lengths": {"input": 10, "output": 2}}}))
+    assert deployment.setup.latency.async_scheduling is hidden
+    decode = Batch(decode_seqs=8, decode_context_tokens=8000)
+    latency = deployment.setup.latency
+    if hidden:  # max(host, GPU) in a busy engine, the sum right after idling
+        assert latency.step_time(decode) < latency.step_time(decode, overlapped=False)
+    else:
+        assert latency.step_time(decode) == latency.step_time(decode, overlapped=False)

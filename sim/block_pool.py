@@ -37,6 +37,7 @@ from collections import deque
 
 ANON = None
 _COMPACT_MIN_DEAD = 4096  # dead queue entries tolerated before a queue is rebuilt
+_SWEEP_MIN = 4096  # owners evicted whole before the owner index is swept of them
 
 
 class Chain:
@@ -79,6 +80,7 @@ class BlockPool:
         self._chains: dict[int, Chain] = {}
         self._dead = 0
         self._cpu_dead = 0
+        self._emptied = 0  # free runs evicted whole since the last sweep
         self.evicted_blocks = 0  # cached blocks whose content was dropped from the GPU
         self.offloaded_blocks = 0  # of those, moved to host memory
 
@@ -89,7 +91,34 @@ class BlockPool:
         return self.num_blocks - self.num_free
 
     def chain(self, owner: int) -> Chain | None:
-        return self._chains.get(owner)
+        """``owner``'s cached blocks, None if it has none."""
+        chain = self._settled(owner)
+        return None if chain is None or chain.empty else chain
+
+    def _settled(self, owner: int) -> Chain | None:
+        """The owner's chain with its end brought up to date after evictions (which only
+        shrink its runs, from the top: emptied runs are always its highest)."""
+        chain = self._chains.get(owner)
+        if chain is None:
+            return None
+        runs = chain.free_runs
+        if runs and runs[-1][1] == runs[-1][2]:
+            while runs and runs[-1][1] == runs[-1][2]:
+                runs.pop()
+        end = runs[-1][2] if runs else chain.held_end
+        if end != chain.end:
+            chain.end = end
+            if not chain.cpu_runs:
+                chain.cpu_end = end
+        return chain
+
+    def _sweep(self) -> None:
+        """Forget owners whose blocks have all been evicted (bounded memory)."""
+        for owner in list(self._chains):
+            chain = self._settled(owner)
+            if chain.empty:
+                del self._chains[owner]
+        self._emptied = 0
 
     def cached_prefix(self, segments: tuple[tuple[int, int], ...], limit: int) -> tuple[int, int]:
         """How many leading blocks of a request's chain are cached: (on the GPU, in host
@@ -97,10 +126,9 @@ class BlockPool:
 
         ``segments`` are (owner, end position) pairs, in order, the first starting at 0.
         """
-        chains = self._chains
         lo = gpu = 0
         for owner, hi in segments:
-            chain = chains.get(owner)
+            chain = self._settled(owner)
             if chain is None or chain.first != lo:
                 return gpu, 0
             top = min(hi, limit)
@@ -121,7 +149,7 @@ class BlockPool:
         for owner, hi in segments:
             if lo >= upto:
                 break
-            chain = self._chains[owner]
+            chain = self._settled(owner)
             top = min(hi, upto, chain.end)
             total += max(0, top - max(lo, chain.held_end))
             lo = hi
@@ -132,7 +160,7 @@ class BlockPool:
     def acquire(self, owner: int, end: int) -> None:
         """A request hits ``[first, end)`` of ``owner``'s chain: reference those blocks,
         taking the free ones out of the queue (lowest runs first)."""
-        chain = self._chains[owner]
+        chain = self._settled(owner)
         taken_to = chain.held_end
         runs = chain.free_runs
         while taken_to < end:
@@ -153,7 +181,7 @@ class BlockPool:
         Returns False when another request already cached the next position (both computed
         the same content at once): vLLM keeps the copy as the request's own uncached block.
         """
-        chain = self._chains.get(owner)
+        chain = self._settled(owner)
         if chain is None:
             chain = self._chains[owner] = Chain(first)
         if chain.end != old_end:
@@ -189,26 +217,43 @@ class BlockPool:
             take = hi - lo if hi - lo < n else n
             n -= take
             run[2] = hi - take
-            if owner is not ANON:
-                self._evict(owner, hi - take, hi)
             if take == hi - lo:
                 queue.popleft()
-
-    def _evict(self, owner: int, lo: int, hi: int) -> None:
-        """Positions ``[lo, hi)``, the top of ``owner``'s highest free run, leave the GPU."""
-        chain = self._chains[owner]
-        self.evicted_blocks += hi - lo
-        chain.end = lo
-        if chain.free_runs[-1][1] == chain.free_runs[-1][2]:
-            chain.free_runs.pop()
-        if self.cpu_blocks:
-            self._offload(owner, chain, lo, hi)
-        else:
-            chain.cpu_end = lo
-        if chain.empty:
-            del self._chains[owner]
+            if owner is ANON:
+                continue
+            # positions [hi - take, hi), the top of the owner's highest free run, leave the GPU.
+            # Without a host tier nothing else needs doing now: the run shrank in place and the
+            # chain settles its end from its runs when next looked at (``_settled``).
+            self.evicted_blocks += take
+            if self.cpu_blocks:
+                chain = self._settled(owner)
+                self._offload(owner, chain, hi - take, hi)
+            elif take == hi - lo:
+                self._emptied += 1
+                if self._emptied > _SWEEP_MIN and self._emptied > len(self._chains):
+                    self._sweep()
 
     # ---- returning blocks ----------------------------------------------------------------
+
+    def release_own(self, owner: int, end: int, loose: int) -> None:
+        """``release`` for a request that holds no cached blocks: its full blocks, positions
+        ``[0, end)``, are all its own content and are cached as they are freed. (Most requests
+        come this way, so it is the short path.)"""
+        queue = self._queue
+        if loose:
+            last = queue[-1] if queue else None
+            if last is not None and last[0] is ANON and last[2] > last[1]:
+                last[2] += loose
+            else:
+                queue.append([ANON, 0, loose])
+        if end:
+            chain = Chain(0)
+            chain.end = chain.cpu_end = end
+            run = [owner, 0, end]
+            chain.free_runs.append(run)
+            queue.append(run)
+            self._chains[owner] = chain
+        self.num_free += loose + end
 
     def release(self, holds: list[list[int]], loose: int) -> None:
         """Return a request's blocks, last block first (so its tail is evicted first).
@@ -225,9 +270,8 @@ class BlockPool:
             else:
                 queue.append([ANON, 0, loose])
         freed = loose
-        chains = self._chains
         for owner, first, end in reversed(holds):
-            chain = chains[owner]
+            chain = self._settled(owner)
             holders = chain.holders
             left = holders[end] - 1
             if left:

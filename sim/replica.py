@@ -178,12 +178,13 @@ class Replica:
             yield env.timeout(max(0.0, step.end_s - env.now))
         return step
 
-    @staticmethod
-    def _cut(step: PlannedStep, arrival_s: float) -> PlannedStep:
-        """The part of a decode run up to the end of the step in progress at ``arrival_s``."""
+    def _cut(self, step: PlannedStep, arrival_s: float) -> PlannedStep:
+        """The part of a decode run up to the end of the step in progress at ``arrival_s``
+        (and of the one after it, which an asynchronous engine had already planned)."""
         if step.num_steps == 1:
             return step
         started = max(1, step.timing.steps_started_before(arrival_s - step.start_s))
+        started = min(step.num_steps, started + self.scheduler.plans_ahead)
         timing, total = step.timing.prefix(started)
         start = step.start_s
         return PlannedStep(start, start + total, timing, started, step.batch, step.kv_used_start)

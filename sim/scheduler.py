@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 from sim.batch import Batch, chunk_terms
 from sim.block_pool import BlockPool
-from sim.prefix_hash import is_own, own_segment
+from sim.prefix_hash import OWN, is_own, own_segment
 from sim.request import Request
 
 
@@ -83,6 +83,8 @@ class ContinuousScheduler:
         self._preempted_this_step = False
         # async: finished at an end-of-sequence token, still in the step after (see top)
         self._leaving: list[Request] = []
+        self._leaving_context = 0  # their contexts, plus the one token each computes
+        self._leaving_tail = 0  # unused slots in their last blocks
         self._unseen_waiting = False  # this step left out requests it could not see yet
         self.num_preemptions = 0
         self.lookup_tokens = 0
@@ -91,6 +93,11 @@ class ContinuousScheduler:
         self._loaded_tokens = 0  # loaded from host memory for the step being scheduled
 
     # ---- queries -------------------------------------------------------------------------
+
+    @property
+    def plans_ahead(self) -> int:
+        """Steps already planned when a request arrives: it joins the step after them."""
+        return 1 if self.limits.async_scheduling else 0
 
     @property
     def leaving(self) -> tuple[Request, ...]:
@@ -129,8 +136,7 @@ class ContinuousScheduler:
         tail = self._decoder_tail
         if self.prefilling:
             tail += sum(-r.num_computed % bs for r in self.prefilling.values())
-        if self._leaving:
-            tail += sum(-r.num_computed % bs for r in self._leaving)
+        tail += self._leaving_tail
         used = self.pool.num_blocks - self.pool.num_free
         return used, used * bs - tail, 0, tail, 0
 
@@ -189,9 +195,11 @@ class ContinuousScheduler:
     def complete(self, num_steps: int, end_s: float) -> list[Request]:
         """Apply ``num_steps`` steps (several only for a pure decode run); return finishers."""
         first = self.step
-        for request in self._leaving:
-            self._release(request, finished=True)
-        self._leaving = []
+        if self._leaving:
+            for request in self._leaving:
+                self._release(request, finished=True)
+            self._leaving = []
+            self._leaving_context = self._leaving_tail = 0
         decoders = len(self.decoding)
         if decoders and self._paged:
             bs = self.block_size
@@ -236,6 +244,8 @@ class ContinuousScheduler:
         limits = self.limits
         if limits.async_scheduling and not (request.length_stop and limits.async_skips_length_stop):
             self._leaving.append(request)
+            self._leaving_context += request.num_computed + 1
+            self._leaving_tail += -request.num_computed % self.block_size
         else:
             self._release(request, finished=True)
 
@@ -302,7 +312,10 @@ class ContinuousScheduler:
         bs = self.block_size
         pool = self.pool
         chain = (*request.segments, own_segment(request.rid))
-        gpu_hits, cpu_hits = self._prefix_hits(request, chain)
+        if request.segments or request.preemptions:
+            gpu_hits, cpu_hits = self._prefix_hits(request, chain)
+        else:  # nothing shared and never computed before: its content is new to the cache
+            gpu_hits = cpu_hits = 0
         hit_blocks = gpu_hits + cpu_hits
         computed = hit_blocks * bs
         tokens = request.num_tokens - computed
@@ -375,7 +388,7 @@ class ContinuousScheduler:
         another request cached meanwhile stays the request's own loose block, as in vLLM.
         """
         pos = request.counted
-        if pos >= upto:
+        if pos >= upto or not (include_own or request.segments):
             return
         if not self.pool.caching:
             request.loose += upto - pos
@@ -409,7 +422,7 @@ class ContinuousScheduler:
         leaving_seqs = len(self._leaving)
         leaving_context = 0
         if leaving_seqs:  # each computes one more (discarded) token after its context
-            leaving_context = sum(r.num_computed + 1 for r in self._leaving)
+            leaving_context = self._leaving_context
             decode_seqs += leaving_seqs
             decode_context += leaving_context
         if not self._chunks:
@@ -522,7 +535,12 @@ class ContinuousScheduler:
         one's stay cached for a conversation's next turn, until evicted.
         """
         full, partial = divmod(request.num_computed, self.block_size)
-        self._cache_blocks(request, full, include_own=True)
-        self.pool.release(request.holds, request.loose + (1 if partial else 0))
+        pool = self.pool
+        if (pool.caching and not request.holds and not request.counted
+                and not request.segments and pool.chain(OWN + request.rid) is None):
+            pool.release_own(OWN + request.rid, full, 1 if partial else 0)
+        else:
+            self._cache_blocks(request, full, include_own=True)
+            pool.release(request.holds, request.loose + (1 if partial else 0))
         request.holds = []
         request.loose = request.counted = 0

@@ -30,6 +30,7 @@ class StaticScheduler:
     """One replica's batches. Same interface as ``ContinuousScheduler``; plain Python, no clock."""
 
     num_preemptions = 0
+    plans_ahead = 0  # request-level batchers schedule synchronously
     lookup_tokens = 0  # no prefix cache
     hit_tokens = 0
     cpu_hit_tokens = 0

@@ -1,0 +1,118 @@
+"""Simulation speed of the current code side by side with an earlier commit, on the same machine.
+
+Each scenario is simulated by both versions in alternation (before, now, before, now, ...), so
+a machine that drifts slows both alike; the table gives each version's median wall time and
+their ratio. The earlier version runs from a temporary git worktree with this checkout's
+environment; workload generation and catalog lookups are outside the timed region, as in
+`hour_of_chat.py`.
+
+    python benchmarks/before_after.py [--ref COMMIT] [--rounds N] [--scenario FILE ...]
+                                      [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# the engine before it followed vLLM's async scheduling, release defaults, CUDA graphs,
+# caching of every full block and CPU offload
+BEFORE_REF = "4ef7b45"
+SCENARIOS = (
+    ROOT / "examples" / "azure-conv-hour-h100.yaml",
+    ROOT / "benchmarks" / "eight-replicas-hour.yaml",
+    ROOT / "benchmarks" / "eight-replicas-shared-prefix.yaml",
+)
+# Run inside a source tree (the working directory comes first on sys.path): one timed run.
+TIMED_RUN = """
+import json, sys, time
+import numpy as np
+from sim.engine import simulate
+from sim.run import resolve
+from sim.scenario import load_scenario
+from sim.workload import generate_workload
+scenario = load_scenario(sys.argv[1])
+setup = resolve(scenario).setup
+workload = generate_workload(scenario.workload, np.random.default_rng(scenario.seed))
+start = time.perf_counter()
+result = simulate(setup, workload)
+wall = time.perf_counter() - start
+print(json.dumps({"wall_s": wall, "requests": len(result.records),
+                  "steps": int(result.steps["num_steps"].sum()), "runs": len(result.steps)}))
+"""
+
+
+def timed_run(tree: Path, scenario: Path) -> dict:
+    done = subprocess.run([sys.executable, "-c", TIMED_RUN, str(scenario)], cwd=tree,
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def compare(before_tree: Path, scenarios: list[Path], rounds: int) -> list[dict]:
+    rows = []
+    for scenario in scenarios:
+        walls: dict[str, list[float]] = {"before": [], "now": []}
+        last: dict[str, dict] = {}
+        for i in range(rounds):
+            for label, tree in (("before", before_tree), ("now", ROOT)):
+                last[label] = timed_run(tree, scenario)
+                walls[label].append(last[label]["wall_s"])
+                print(f"{scenario.name} round {i + 1}/{rounds} {label}: "
+                      f"{last[label]['wall_s']:.2f} s", file=sys.stderr)
+        before, now = statistics.median(walls["before"]), statistics.median(walls["now"])
+        rows.append({"scenario": scenario.name, "before": last["before"], "now": last["now"],
+                     "before_s": before, "now_s": now, "ratio": now / before})
+    return rows
+
+
+def markdown(rows: list[dict], ref: str, rounds: int) -> str:
+    lines = [
+        f"Median wall time of {rounds} alternating runs each; before: commit {ref}; "
+        f"{platform.processor() or platform.machine()}, Python {platform.python_version()}.",
+        "",
+        "| scenario | requests | engine steps (loop iterations) before | now | wall before | "
+        "now | now / before |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        b, n = r["before"], r["now"]
+        lines.append(
+            f"| `{r['scenario']}` | {n['requests']:,} | {b['steps']:,} ({b['runs']:,}) | "
+            f"{n['steps']:,} ({n['runs']:,}) | {r['before_s']:.2f} s | {r['now_s']:.2f} s | "
+            f"{r['ratio']:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ref", default=BEFORE_REF)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--scenario", type=Path, nargs="*", default=list(SCENARIOS))
+    parser.add_argument("--markdown", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        tree = Path(folder) / "before"
+        subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(tree), args.ref],
+                       cwd=ROOT, check=True)
+        try:
+            rows = compare(tree, args.scenario, args.rounds)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT,
+                           check=False)
+    if args.markdown:
+        print(markdown(rows, args.ref, args.rounds))
+    else:
+        for r in rows:
+            print(f"{r['scenario']}: before {r['before_s']:.2f} s, now {r['now_s']:.2f} s, "
+                  f"ratio {r['ratio']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

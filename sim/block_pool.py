@@ -230,7 +230,7 @@ class BlockPool:
                 self._offload(owner, chain, hi - take, hi)
             elif take == hi - lo:
                 self._emptied += 1
-                if self._emptied > _SWEEP_MIN and self._emptied > len(self._chains):
+                if self._emptied > _SWEEP_MIN and self._emptied > len(self._chains) // 2:
                     self._sweep()
 
     # ---- returning blocks ----------------------------------------------------------------

@@ -56,3 +56,15 @@ def test_prefixes_evicted_from_a_small_gpu_cache_hit_in_host_memory() -> None:
     assert without["prefix_cache_hits_by_tier"]["cpu"] == 0
     assert with_cpu["prefix_cache_hits_by_tier"]["cpu"] > 0.05
     assert with_cpu["prefix_cache_hit_rate"] > without["prefix_cache_hit_rate"] + 0.05
+
+
+def test_a_host_memory_hit_costs_its_kv_bytes_over_the_host_link() -> None:
+    from sim.batch import Batch
+
+    latency = resolve(parse_scenario(scenario({"cpu_offload_gib": 8}))).setup.latency
+    prefill = Batch(prefill_tokens=100, prefill_seqs=1, prefill_attention_pairs=5050.0,
+                    prefill_kv_tokens=1124)
+    loaded = prefill._replace(loaded_kv_tokens=1024)
+    # 1,024 tokens x 128 KiB of Llama-3.1-8B KV over the H100's PCIe Gen5 x16 (64 GB/s)
+    expected = 1024 * 131_072 / 64e9
+    assert latency.step_time(loaded) - latency.step_time(prefill) == pytest.approx(expected)

@@ -7,13 +7,17 @@ environment; workload generation and catalog lookups are outside the timed regio
 `hour_of_chat.py`.
 
     python benchmarks/before_after.py [--ref COMMIT] [--rounds N] [--scenario FILE ...]
-                                      [--markdown]
+                                      [--markdown] [--write]
+
+``--write`` puts the table into docs/performance.md, between ``<!-- generated: before-after -->``
+and ``<!-- end: before-after -->``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import platform
 import statistics
 import subprocess
@@ -22,6 +26,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+PAGE = ROOT / "docs" / "performance.md"
 # the engine before it followed vLLM's async scheduling, release defaults, CUDA graphs,
 # caching of every full block and CPU offload
 BEFORE_REF = "4ef7b45"
@@ -90,12 +95,23 @@ def markdown(rows: list[dict], ref: str, rounds: int) -> str:
     return "\n".join(lines)
 
 
+def write_block(table: str) -> None:
+    page = PAGE.read_text()
+    pattern = re.compile(r"(<!-- generated: before-after -->\n).*?(<!-- end: before-after -->)",
+                         re.S)
+    if not pattern.search(page):
+        raise SystemExit(f"{PAGE} has no before-after block to replace")
+    PAGE.write_text(pattern.sub(lambda m: m[1] + table + "\n" + m[2], page))
+    print(f"wrote {PAGE.relative_to(ROOT)}", file=sys.stderr)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ref", default=BEFORE_REF)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scenario", type=Path, nargs="*", default=list(SCENARIOS))
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--write", action="store_true", help="update docs/performance.md")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         tree = Path(folder) / "before"
@@ -106,6 +122,8 @@ def main() -> None:
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT,
                            check=False)
+    if args.write:
+        write_block(markdown(rows, args.ref, args.rounds))
     if args.markdown:
         print(markdown(rows, args.ref, args.rounds))
     else:

@@ -71,6 +71,7 @@ class Replica:
         # when the step just run began (infinity after idling), so the scheduler knows what an
         # asynchronous engine had seen when it planned the next step (sim.scheduler)
         self._last_step_start_s = float("inf")
+        self._hides_host_work = getattr(latency, "async_scheduling", False)
         # only request-level batchers ever hold a queue back (continuous ones are always ready)
         self._holds = isinstance(scheduler, StaticScheduler)
         env.process(self._run())
@@ -137,7 +138,7 @@ class Replica:
             raise RuntimeError("scheduler produced an empty step while work is pending")
         steps = scheduler.decode_horizon() if self._macro_steps else 1
         # a step after the engine idled has no GPU step to hide its host work behind
-        overlapped = self._last_step_start_s != float("inf")
+        overlapped = self._last_step_start_s != float("inf") or not self._hides_host_work
         if steps == 1:
             timing: StepSeries | float = self.latency.step_time(batch, overlapped)
             duration = timing

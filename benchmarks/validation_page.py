@@ -21,7 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "validation.md"
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import batching_validation, seed_stories, vllm_h100_replay  # noqa: E402
+from benchmarks import (  # noqa: E402
+    batching_validation, seed_stories, session_story, vllm_h100_replay,
+)
 
 
 def _script_output(name: str) -> str:
@@ -42,6 +44,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "seed-awq": lambda: seed_stories.awq_speedup(),
     "seed-a100-l4": lambda: seed_stories.a100_to_l4(),
     "seed-routing": lambda: seed_stories.routing(),
+    "sessions": session_story.page_block,
     "vllm-h100-runs": vllm_h100_replay.page_block,
 }
 # Needs the vLLM environment (`make vllm-env`) and ~3 minutes of a real engine; left as it is

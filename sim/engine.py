@@ -20,11 +20,12 @@ from sim.contiguous_scheduler import ContiguousScheduler
 from sim.errors import ScenarioError
 from sim.gateway import GatewayPolicy
 from sim.latency_model import LatencyModel
-from sim.intake import ClosedLoop, Intake, open_loop
+from sim.intake import ClosedLoop, Conversations, Intake, open_loop
 from sim.record import RequestRecord, records_frame
 from sim.replica import ArrivalClock, Replica
 from sim.request import Request
 from sim.scheduler import ContinuousScheduler, SchedulerLimits
+from sim.session_workload import SessionWorkload
 from sim.slot_pool import SlotPool
 from sim.static_scheduler import StaticScheduler
 from sim.workload import Workload
@@ -91,29 +92,33 @@ class SimulationResult:
 
 def simulate(
     setup: EngineSetup,
-    workload: Workload | Iterable[Workload],
+    workload: Workload | Iterable[Workload] | SessionWorkload,
     progress: Callable[[int, int], None] | None = None,
 ) -> SimulationResult:
     """Simulate ``workload`` to completion (every admitted request finishes).
 
     A workload may come as consecutive chunks (a streamed trace): they are read one at a time,
-    so memory holds one chunk and the requests in flight, not the whole trace.
+    so memory holds one chunk and the requests in flight, not the whole trace. A session
+    workload sends its conversations' turns as their replies end.
     """
     wall_start = time.perf_counter()
     env = simpy.Environment()
     records: list[RequestRecord] = []
     closed: ClosedLoop | None = None
+    conversations: Conversations | None = None
 
     def on_finish(r: Request, finish_s: float) -> None:
         records.append(
             RequestRecord(
                 r.rid, r.replica, "completed", r.arrival_s, r.first_scheduled_s,
                 r.first_token_s, finish_s, r.prompt_tokens, r.num_output, r.cached_tokens,
-                r.preemptions, r.trace_id, r.endpoint,
+                r.preemptions, r.trace_id, r.endpoint, r.session, r.turn,
             )
         )
         if closed is not None:
             closed.send_next()
+        if conversations is not None:
+            conversations.reply_ended(r)
 
     clock = ArrivalClock()
     replicas = [
@@ -122,15 +127,18 @@ def simulate(
     ]
     intake = Intake(replicas, setup.router, setup.max_model_len, setup.limits.block_size,
                     setup.prefix_caching, records, progress)
-    rows = intake.rows(workload)
-    concurrency = workload.concurrency if isinstance(workload, Workload) else 0
-    if concurrency:
+    if isinstance(workload, SessionWorkload):
+        if setup.gateway is not None:
+            raise ScenarioError("a gateway cannot hold the turns of a session workload")
+        conversations = Conversations(env, intake, workload, clock)
+        conversations.start()
+    elif isinstance(workload, Workload) and workload.concurrency:
         if setup.gateway is not None:
             raise ScenarioError("a gateway cannot hold requests of a closed-loop workload")
-        closed = ClosedLoop(env, intake, rows, concurrency, clock)
+        closed = ClosedLoop(env, intake, intake.rows(workload), workload.concurrency, clock)
         closed.start()
     else:
-        env.process(open_loop(env, intake, rows, clock, setup.gateway))
+        env.process(open_loop(env, intake, intake.rows(workload), clock, setup.gateway))
     env.run()
     if progress is not None:
         progress(intake.rows_seen, max(intake.total, intake.rows_seen))

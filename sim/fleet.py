@@ -27,6 +27,7 @@ from sim.run import (
     workload_source,
 )
 from sim.scenario import Scenario
+from sim.session_workload import SessionWorkload
 from sim.trace_workload import TraceReplay
 from sim.workload import Workload
 
@@ -47,6 +48,11 @@ def run_fleet(scenario: Scenario, progress: Progress = None) -> RunOutcome:
         raise ScenarioError(
             "fleet: a closed-loop workload ties each client to the pool that answers it, which "
             "rule-based routing cannot split; use an open-loop arrival process (e.g. poisson)"
+        )
+    if isinstance(source, SessionWorkload):
+        raise ScenarioError(
+            "fleet: a conversation's turns wait on the pool that answers them, which rule-based "
+            "routing cannot split; simulate workload.sessions on one pool (remove fleet)"
         )
     unrouted: list[RequestRecord] = []
     results = []
@@ -188,6 +194,7 @@ def fleet_summary(scenario: Scenario, deployments: tuple[Deployment, ...],
             "mean_utilization": metrics.kv_mean_utilization(per_replica, duration),
             "preemptions": merged.preemptions,
             "prefix_cache_hit_rate": merged.prefix_cache_hit_rate,
+            "prefix_cache_hit_rate_by_turn": metrics.hit_rate_by_turn(merged.records),
             "prefix_cache_hits_by_tier": hits_by_tier(merged),
             "waste": waste_shares(merged.steps),
         },

@@ -7,7 +7,13 @@ reach the door in one of two ways:
 * **open loop**: at their arrival times, one at a time or, behind a gateway, in the groups it
   releases (a group goes to one replica);
 * **closed loop**: ``concurrency`` clients each send the next row when their previous reply
-  ends, so the load follows the fleet's speed.
+  ends, so the load follows the fleet's speed;
+* **conversations**: each turn of a session workload is sent a think time after the previous
+  turn's reply ends, re-sending the conversation so far.
+
+A conversation's next turn re-sends its previous turn's prompt and reply, so its segments chain
+to that turn's own content (``sim.prefix_hash.next_turn_segments``) and the prefix cache can
+hit it. That holds for generated sessions and for trace rows with session and turn columns.
 """
 
 from __future__ import annotations
@@ -15,12 +21,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
+import simpy
+
 from sim.gateway import GatewayPolicy, release_groups
-from sim.prefix_hash import shared_prefix_segments, trace_segments
+from sim.prefix_hash import Segments, next_turn_segments, shared_prefix_segments, trace_segments
 from sim.record import RequestRecord
 from sim.replica import ArrivalClock, Replica
 from sim.request import Request
 from sim.router import make_router
+from sim.session_workload import SessionWorkload
 from sim.workload import Workload
 
 _NAN = float("nan")
@@ -36,6 +45,16 @@ class Row(NamedTuple):
     trace_id: str
     segments: tuple[tuple[int, int], ...]  # its shared content (sim.prefix_hash)
     endpoint: str | None
+    session: int = -1  # its conversation's number (-1: none)
+    turn: int = -1  # its turn in the conversation, from 1
+
+
+class _Turn(NamedTuple):
+    """What a conversation's next turn chains to: its latest turn that was served."""
+
+    rid: int
+    tokens: int  # that turn's prompt plus its reply as generated (after the caps)
+    segments: Segments
 
 
 class Intake:
@@ -57,6 +76,9 @@ class Intake:
         self.rejected: dict[str, int] = {}
         self.hold_s: list[float] = []  # per request held at a gateway
         self.groups = 0
+        # trace conversations: each one's latest served turn (kept while the trace streams:
+        # a trace does not say which turn is a conversation's last)
+        self._latest_turn: dict[int, _Turn] = {}
 
     # ---- rows -----------------------------------------------------------------------------
 
@@ -65,8 +87,10 @@ class Intake:
         self.total = len(workload) if isinstance(workload, Workload) else 0
         rid = 0
         for chunk in chunks:
-            for row in self._chunk_rows(chunk, rid):
-                yield row
+            rows = self._chunk_rows(chunk, rid)
+            if chunk.sessions is not None and self.prefix_caching:
+                rows = map(self._chain_to_previous_turn, rows)
+            yield from rows
             rid += len(chunk)
 
     def _chunk_rows(self, chunk: Workload, first_rid: int) -> Iterator[Row]:
@@ -84,10 +108,33 @@ class Intake:
             hashes = [shared_prefix_segments(k, t, bs)
                       for k, t in zip(chunk.prefix_key.tolist(), chunk.prefix_tokens.tolist())]
         endpoints = chunk.endpoints.tolist() if chunk.endpoints is not None else [None] * n
+        sessions = chunk.sessions.tolist() if chunk.sessions is not None else [-1] * n
+        turns = chunk.turns.tolist() if chunk.turns is not None else [-1] * n
         return map(Row._make, zip(
             chunk.arrival_s.tolist(), range(first_rid, first_rid + n), prompts,
             chunk.output_tokens.tolist(), chunk.max_tokens.tolist(), trace_ids, hashes, endpoints,
+            sessions, turns,
         ))
+
+    def _chain_to_previous_turn(self, row: Row) -> Row:
+        """A trace turn whose prompt re-sends its conversation's latest served turn (prompt
+        and reply) chains to it; the turn then becomes the one the next chains to.
+
+        Done as rows are read, in trace order, so a gateway reading ahead changes nothing; the
+        reply "as generated" is the row's reply after the caps the intake will apply.
+        """
+        if row.session < 0:
+            return row
+        latest = self._latest_turn.get(row.session)
+        segments = row.segments
+        if latest is not None and not segments and row.prompt >= latest.tokens:
+            segments = next_turn_segments(latest.segments, latest.rid, latest.tokens,
+                                          self.block_size)
+            row = row._replace(segments=segments)
+        if row.prompt < self.max_model_len:  # a rejected turn is never cached
+            output = min(row.output, row.max_tokens or row.output, self.max_model_len - row.prompt)
+            self._latest_turn[row.session] = _Turn(row.rid, row.prompt + output, segments)
+        return row
 
     # ---- requests -------------------------------------------------------------------------
 
@@ -99,7 +146,7 @@ class Intake:
             self.rejected[reason] = self.rejected.get(reason, 0) + 1
             self.records.append(RequestRecord(
                 row.rid, -1, "rejected", arrival_s, _NAN, _NAN, _NAN, row.prompt, 0, 0, 0,
-                row.trace_id, row.endpoint,
+                row.trace_id, row.endpoint, row.session, row.turn,
             ))
             return None
         cap, max_len = row.max_tokens, self.max_model_len
@@ -114,6 +161,8 @@ class Intake:
             endpoint=row.endpoint,
             reserve_tokens=min(row.prompt + cap, max_len) if cap else max_len,
             length_stop=bool(cap) and output >= cap or row.prompt + output >= max_len,
+            session=row.session,
+            turn=row.turn,
         )
 
     def _capped_output(self, prompt: int, output: int, max_tokens: int) -> int:
@@ -196,3 +245,69 @@ class ClosedLoop:
             if request is not None:
                 self.intake.router.pick(self.intake.replicas, request).submit(request)
                 return
+
+
+class Conversations:
+    """The turns of a session workload, each sent a think time after the previous reply ends.
+
+    One SimPy process starts conversations at their start times; each conversation is then a
+    process of its own that sends a turn, waits for its reply and the think time, and sends the
+    next, so only conversations with turns left hold state. As with closed-loop clients, a
+    reply ending anywhere may send a request soon after, so replicas cannot run ahead of the
+    clock: every step waits in SimPy time (slower than open-loop runs, but exact).
+
+    A turn refused at the door (its prompt reaches max_model_len) ends its conversation: the
+    user got an error, not a reply to answer.
+    """
+
+    def __init__(self, env: simpy.Environment, intake: Intake, workload: SessionWorkload,
+                 clock: ArrivalClock) -> None:
+        self.env = env
+        self.intake = intake
+        self.workload = workload
+        self._next_rid = 0  # requests are numbered in the order they are sent
+        self._replies: dict[int, simpy.Event] = {}  # rid -> fired when its reply ends
+        intake.total = len(workload)
+        clock.next_s = float("-inf")
+        clock.next_replica = None
+
+    def start(self) -> None:
+        self.env.process(self._start_conversations())
+
+    def reply_ended(self, request: Request) -> None:
+        """Called as a request finishes: its conversation may go on."""
+        reply = self._replies.pop(request.rid, None)
+        if reply is not None:
+            reply.succeed()
+
+    def _start_conversations(self):
+        env = self.env
+        for session, start_s in enumerate(self.workload.start_s.tolist()):
+            if start_s > env.now:
+                yield env.timeout(start_s - env.now)
+            env.process(self._conversation(session))
+
+    def _conversation(self, session: int):
+        env, intake, workload = self.env, self.intake, self.workload
+        first = int(workload.first_turn[session])
+        turns = int(workload.turns[session])
+        segments: Segments = ()
+        tokens = 0  # the conversation so far: every earlier prompt's new part and reply
+        for turn in range(1, turns + 1):
+            t = first + turn - 1
+            rid = self._next_rid
+            self._next_rid += 1
+            prompt = tokens + int(workload.added[t])
+            row = Row(env.now, rid, prompt, int(workload.reply[t]), workload.max_tokens,
+                      str(rid), segments, None, session, turn)
+            request = intake.request(row, env.now)
+            if request is None:
+                return
+            reply = self._replies[rid] = env.event()
+            intake.router.pick(intake.replicas, request).submit(request)
+            yield reply
+            tokens = prompt + request.output_tokens  # the reply as generated, after the caps
+            if intake.prefix_caching:
+                segments = next_turn_segments(segments, rid, tokens, intake.block_size)
+            if turn < turns:
+                yield env.timeout(float(workload.think_s[t]))

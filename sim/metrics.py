@@ -120,3 +120,19 @@ def by_endpoint(records: pd.DataFrame) -> dict[str, dict] | None:
             "e2e_ms": distribution_ms(completed["e2e_s"]),
         }
     return out
+
+
+def hit_rate_by_turn(records: pd.DataFrame) -> dict[str, float] | None:
+    """Per conversation turn ("1", "2", ...), the share of its completed requests' prompt
+    tokens served from the prefix cache at first admission; None without conversations.
+
+    Keys are strings so that the summary reads back the same from JSON.
+    """
+    if "turn" not in records:
+        return None
+    turns = records[(records["turn"] >= 1) & (records["status"] == "completed")]
+    if turns.empty:
+        return None
+    sums = turns.groupby("turn")[["cached_tokens", "prompt_tokens"]].sum()
+    return {str(turn): float(row.cached_tokens / row.prompt_tokens)
+            for turn, row in sums.iterrows()}

@@ -61,3 +61,20 @@ def trace_segments(ids: list[int], id_tokens: int, prompt_tokens: int,
         if (i + 1) * id_tokens >= covered:
             break
     return tuple(segments)
+
+
+def next_turn_segments(previous: Segments, rid: int, conversation_tokens: int,
+                       block_size: int) -> Segments:
+    """Segments of a conversation's next turn: the previous turn's segments, then that turn's
+    own content (request ``rid``: its prompt tail and reply) up to the last full block of the
+    ``conversation_tokens`` (its prompt plus its reply) that the next prompt re-sends::
+
+        turn k:    [ previous segments ][ own: rid_k ...prompt tail, reply... ]
+        turn k+1:  [ previous segments ][ OWN + rid_k, to the last full block ][ own ...
+
+    No segment is added when the previous turn filled no block past its segments.
+    """
+    end = conversation_tokens // block_size
+    if end <= (previous[-1][1] if previous else 0):
+        return previous
+    return (*previous, (OWN + rid, end))

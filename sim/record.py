@@ -27,6 +27,8 @@ class RequestRecord(NamedTuple):
     preemptions: int
     trace_id: str  # the request's id in its trace (its index for generated workloads)
     endpoint: str | None = None  # its endpoint or request class, when the workload has them
+    session: int = -1  # its conversation's number in the run (first turns in order); -1: none
+    turn: int = -1  # its turn in that conversation, from 1; -1 outside a conversation
 
 
 RECORD_COLUMNS = list(RequestRecord._fields)
@@ -35,6 +37,7 @@ RECORD_COLUMNS = list(RequestRecord._fields)
 def records_frame(records: list[RequestRecord]) -> pd.DataFrame:
     """One DataFrame, one row per request, ordered by request id, with derived latencies."""
     frame = pd.DataFrame.from_records(records, columns=RECORD_COLUMNS)
+    frame = frame.astype({"session": "int64", "turn": "int64"})  # also when there are no rows
     frame = frame.sort_values("rid", kind="stable").reset_index(drop=True)
     frame["ttft_s"] = frame["first_token_s"] - frame["arrival_s"]
     frame["e2e_s"] = frame["finish_s"] - frame["arrival_s"]

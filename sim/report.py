@@ -72,6 +72,18 @@ def _endpoint_rows(by_endpoint: dict | None) -> list[str]:
     return rows
 
 
+def _turn_lines(by_turn: dict | None, shown: int = 6) -> list[str]:
+    """Prefix hit rate per conversation turn, the first few and the last (long talks)."""
+    if not by_turn:
+        return []
+    turns = list(by_turn)
+    picked = turns if len(turns) <= shown else [*turns[:shown - 1], turns[-1]]
+    cells = [f"{turn}: {100 * by_turn[turn]:.0f} %" for turn in picked]
+    if len(picked) < len(turns):
+        cells.insert(shown - 1, "...")
+    return ["           hit rate by turn " + ", ".join(cells)]
+
+
 def _waste_line(waste: dict) -> str:
     if waste["token_states"] is None:
         return "no memory held at a step's end"
@@ -118,6 +130,7 @@ def format_table(summary: dict) -> str:
         f"KV cache   {blocks}, "
         f"mean use {100 * kv['mean_utilization']:.1f} %, {kv['preemptions']:,} preemptions, "
         f"prefix hit rate {100 * kv['prefix_cache_hit_rate']:.1f} %",
+        *_turn_lines(kv.get("prefix_cache_hit_rate_by_turn")),
         f"KV waste   {_waste_line(kv['waste'])}",
         f"batch      mean {_fmt(batch['mean'])} sequences, p99 {_fmt(batch['p99'], 0)}; "
         f"replicas busy {100 * summary['replica_busy_fraction']:.1f} % of the time",

@@ -51,6 +51,8 @@ class Request:
     # it stops at a length limit (max_tokens or the context limit), which the engine sees
     # coming, rather than at an end-of-sequence token, which it only sees in the step's output
     length_stop: bool = False
+    session: int = -1  # its conversation's number in the run; -1: not part of one
+    turn: int = -1  # its turn in the conversation, from 1
 
     @property
     def num_tokens(self) -> int:

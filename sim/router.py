@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from sim.prefix_hash import OWN
 from sim.replica import Replica
 from sim.request import Request
 
@@ -50,7 +51,11 @@ class PrefixAffinity:
     """Requests sharing a prefix go to the replica that served that prefix last, so its
     prefix cache is hit instead of every replica caching every prefix; requests without a
     shareable prefix, and requests whose replica is ``AFFINITY_SLACK`` requests busier than the
-    least busy one, go to the least busy replica (which then holds their prefix)."""
+    least busy one, go to the least busy replica (which then holds their prefix).
+
+    A conversation's turns all share one first owner: its first turn's shared prefix or, when
+    it has none, that turn's own content, which every later turn re-sends first. So the key of
+    a first turn without shared content is its own owner, and its conversation follows it."""
 
     def __init__(self, slack: int = AFFINITY_SLACK) -> None:
         self.slack = slack
@@ -58,9 +63,9 @@ class PrefixAffinity:
 
     def pick(self, replicas: Sequence[Replica], request: Request) -> Replica:
         least = least_busy(replicas)
-        if not request.segments:
+        key = _affinity_key(request)
+        if key is None:
             return least
-        key = request.segments[0][0]  # the owner of its first shared content
         held = self._holder.get(key)
         if held is not None and held < len(replicas):
             holder = replicas[held]
@@ -71,6 +76,15 @@ class PrefixAffinity:
 
     def peek(self, replicas: Sequence[Replica]) -> Replica | None:
         return replicas[0] if len(replicas) == 1 else None
+
+
+def _affinity_key(request: Request) -> int | None:
+    """The owner of a request's first shared content (None: it shares nothing)."""
+    if request.segments:
+        return request.segments[0][0]
+    if request.session >= 0:  # its conversation's later turns start with its own content
+        return OWN + request.rid
+    return None
 
 
 def least_busy(replicas: Sequence[Replica]) -> Replica:

@@ -26,6 +26,7 @@ from sim.price import price_for
 from sim.quality import retention_for
 from sim.scenario import EngineSpec, Scenario, SloSpec, describe_validation_error
 from sim.scheduler import SchedulerLimits
+from sim.session_workload import SessionWorkload, generate_sessions
 from sim.vllm_release import is_gpu, release_for
 from sim.trace_workload import TraceReplay
 from sim.workload import Workload, generate_workload
@@ -54,7 +55,7 @@ class RunOutcome:
 
     scenario: Scenario
     deployments: tuple[Deployment, ...]
-    workload: Workload | TraceReplay
+    workload: Workload | TraceReplay | SessionWorkload
     result: SimulationResult
     summary: dict
 
@@ -297,13 +298,15 @@ def run_scenario(
     return RunOutcome(scenario, (deployment,), source, result, summary)
 
 
-def workload_source(scenario: Scenario) -> Workload | TraceReplay:
-    """The scenario's requests: drawn from its distributions, or a trace to stream."""
+def workload_source(scenario: Scenario) -> Workload | TraceReplay | SessionWorkload:
+    """The scenario's requests: drawn from its distributions, conversations whose turns the
+    simulation sends, or a trace to stream."""
     spec = scenario.workload
     if spec.trace is not None:
         return TraceReplay(spec.trace, seed=scenario.seed, num_requests=spec.num_requests,
                            max_tokens=spec.max_tokens)
-    workload = generate_workload(spec, np.random.default_rng(scenario.seed))
+    rng = np.random.default_rng(scenario.seed)
+    workload = generate_sessions(spec, rng) if spec.sessions else generate_workload(spec, rng)
     if len(workload) == 0:
         raise ScenarioError(
             "workload: the arrival process produced no requests (rate x duration is too small); "
@@ -312,9 +315,12 @@ def workload_source(scenario: Scenario) -> Workload | TraceReplay:
     return workload
 
 
-def simulate_pool(deployment: Deployment, source: Workload | Iterable[Workload],
+def simulate_pool(deployment: Deployment,
+                  source: Workload | Iterable[Workload] | SessionWorkload,
                   progress: Callable[[int, int], None] | None = None) -> SimulationResult:
     """Simulate one pool on its requests; a trace's bad rows become a ScenarioError."""
+    if isinstance(source, SessionWorkload):
+        _check_conversations_fit(deployment)
     if (isinstance(source, Workload) and not deployment.setup.limits.chunked_prefill
             and deployment.setup.batching is None):
         _check_prompts_fit_one_step(source, deployment)
@@ -324,7 +330,7 @@ def simulate_pool(deployment: Deployment, source: Workload | Iterable[Workload],
         raise ScenarioError(f"workload.trace: {exc}") from None
 
 
-def check_replayed(source: Workload | TraceReplay) -> None:
+def check_replayed(source: Workload | TraceReplay | SessionWorkload) -> None:
     """A trace whose window, filters or sampling left no request has nothing to summarise."""
     if isinstance(source, TraceReplay) and source.requests == 0:
         raise ScenarioError(
@@ -349,6 +355,33 @@ def _check_prompts_fit_one_step(workload: Workload, deployment: Deployment) -> N
             f"engine.chunked_prefill is false but the workload has a {longest}-token prompt "
             f"and max_num_batched_tokens is {budget}: such a prompt could never be scheduled; "
             "raise max_num_batched_tokens or enable chunked_prefill"
+        )
+
+
+def _check_conversations_fit(deployment: Deployment) -> None:
+    """The longest conversation the sessions can draw must fit the engine's context: its last
+    turn re-sends everything before it, so a conversation that outgrows max_model_len would have
+    its later turns refused. (Exactly max_model_len tokens still fits: the last prompt is
+    below the limit and the reply ends at it.)"""
+    spec = deployment.scenario.workload
+    assert spec.sessions is not None
+    prompt, reply = spec.sessions.longest_turn(spec.max_tokens)
+    limit = deployment.setup.max_model_len
+    if prompt + reply > limit:
+        raise ScenarioError(
+            f"workload.sessions: the longest conversation reaches {prompt + reply:,} tokens "
+            "(first_turn_tokens + (turns - 1) x (new_tokens + reply_tokens) + reply_tokens, "
+            f"each at its maximum), beyond engine.max_model_len {limit:,}: lower turns, "
+            "the token counts or their max, or raise engine.max_model_len"
+        )
+    limits = deployment.setup.limits
+    if not limits.chunked_prefill and deployment.setup.batching is None and (
+            prompt > limits.max_num_batched_tokens):
+        raise ScenarioError(
+            f"engine.chunked_prefill is false but a conversation's last prompt can reach "
+            f"{prompt:,} tokens and max_num_batched_tokens is {limits.max_num_batched_tokens}: "
+            "such a prompt could never be scheduled; raise max_num_batched_tokens, enable "
+            "chunked_prefill or shorten the conversations"
         )
 
 
@@ -378,6 +411,7 @@ def summarize(deployment: Deployment, result: SimulationResult) -> dict:
             "mean_utilization": metrics.kv_mean_utilization(result, duration),
             "preemptions": result.preemptions,
             "prefix_cache_hit_rate": result.prefix_cache_hit_rate,
+            "prefix_cache_hit_rate_by_turn": metrics.hit_rate_by_turn(records),
             "prefix_cache_hits_by_tier": hits_by_tier(result),
             "cpu_offload_blocks": deployment.setup.cpu_blocks,
             "allocation": scenario.engine.kv_allocation_used,

@@ -355,6 +355,11 @@ class Scenario(BaseModel):
                 "gateway: a closed-loop workload sends each request when a reply ends, so a "
                 "gateway window would only delay it; remove gateway or use an open-loop process"
             )
+        if self.gateway is not None and self.workload.sessions is not None:
+            raise ScenarioError(
+                "gateway: a conversation sends each turn when the user has read the reply, so "
+                "a gateway window would only delay it; remove gateway or workload.sessions"
+            )
         return self
 
     def with_seed(self, seed: int) -> Scenario:

@@ -34,9 +34,11 @@ class TraceReplay:
             raise ScenarioError(f"workload.trace: {exc}") from None
         self.transform_stats = None  # a traces.transforms.TransformStats once transforms run
         self.requests = 0
+        self._session_numbers: dict[str, int] = {}  # session id -> number, in order of first turn
 
     def __iter__(self) -> Iterator[Workload]:
         chunks = self.trace.chunks()
+        self._session_numbers = {}  # every pass (one per pool of a fleet) numbers them alike
         options = self.spec.transforms()
         if options:
             from traces.transforms import TransformStats, transform
@@ -71,7 +73,20 @@ class TraceReplay:
             prefix_id_tokens=self.trace.prefix_block_tokens,
             endpoints=(np.asarray(table["endpoint"].to_pylist(), dtype=object)
                        if "endpoint" in table.column_names else None),
+            **self._conversations(table),
         )
+
+    def _conversations(self, table: pa.Table) -> dict[str, np.ndarray]:
+        """Per row its session's number and its turn (-1: not a turn), when the trace numbers
+        its sessions' turns; the intake chains each turn to the one before."""
+        if "turn" not in table.column_names or "session_id" not in table.column_names:
+            return {}
+        numbers = self._session_numbers
+        turns = table["turn"].to_pylist()
+        sessions = [numbers.setdefault(sid, len(numbers)) if sid is not None and turn else -1
+                    for sid, turn in zip(table["session_id"].to_pylist(), turns)]
+        return {"sessions": np.asarray(sessions, dtype=np.int64),
+                "turns": np.asarray([turn or -1 for turn in turns], dtype=np.int64)}
 
     def _max_tokens(self, table: pa.Table) -> np.ndarray:
         """Each request's max_tokens: the workload's cap and its endpoint's, the lower one.

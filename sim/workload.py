@@ -46,13 +46,17 @@ class Workload:
     prefix_ids: np.ndarray | None = None
     prefix_id_tokens: int = 0
     endpoints: np.ndarray | None = None  # the API endpoint or request class, from traces
+    # From traces with session and turn columns: per request its conversation's number in the
+    # run (-1: none) and its turn (from 1); a turn's prompt re-sends the conversation so far
+    sessions: np.ndarray | None = None
+    turns: np.ndarray | None = None
     # > 0: a closed loop of this many clients, each sending its next request (in row order)
     # when its previous reply ends; arrival_s is then ignored
     concurrency: int = 0
 
     def __post_init__(self) -> None:
         lengths = {name: len(getattr(self, name)) for name in _COLUMNS}
-        for name in ("trace_ids", "prefix_ids", "endpoints"):
+        for name in ("trace_ids", "prefix_ids", "endpoints", "sessions", "turns"):
             if getattr(self, name) is not None:
                 lengths[name] = len(getattr(self, name))
         if len(set(lengths.values())) > 1:
@@ -107,6 +111,8 @@ class Workload:
             prefix_ids=self.prefix_ids[rows] if self.prefix_ids is not None else None,
             prefix_id_tokens=self.prefix_id_tokens,
             endpoints=self.endpoints[rows] if self.endpoints is not None else None,
+            sessions=self.sessions[rows] if self.sessions is not None else None,
+            turns=self.turns[rows] if self.turns is not None else None,
             concurrency=self.concurrency,
         )
 

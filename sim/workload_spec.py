@@ -115,26 +115,29 @@ class LengthSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check_fields_for_dist(self) -> LengthSpec:
-        required = _REQUIRED_FIELDS[self.dist]
-        allowed = set(required) | set(_OPTIONAL_FIELDS[self.dist]) | {"dist"}
-        missing = [name for name in required if getattr(self, name) is None]
-        if missing:
-            raise ScenarioError(
-                f"dist '{self.dist}' needs {', '.join(missing)}: "
-                f"write it like {_EXAMPLES[self.dist]}"
-            )
-        given = {name for name in self.model_fields_set if getattr(self, name) is not None}
-        unused = given - allowed
-        if unused:
-            raise ScenarioError(
-                f"{', '.join(sorted(unused))} not used by dist '{self.dist}': remove "
-                f"{'it' if len(unused) == 1 else 'them'} (example: {_EXAMPLES[self.dist]})"
-            )
-        if self.dist == "uniform" and self.min > self.max:  # type: ignore[operator]
-            raise ScenarioError(
-                f"min={self.min} is greater than max={self.max}: swap them or raise max"
-            )
+        _check_dist_fields(self, self.dist)
         return self
+
+
+def _check_dist_fields(spec: BaseModel, dist: str, examples: dict[str, str] = _EXAMPLES) -> None:
+    """The fields `dist` needs are given, no others are, and a uniform range is not upside down."""
+    required = _REQUIRED_FIELDS[dist]
+    allowed = set(required) | set(_OPTIONAL_FIELDS[dist]) | {"dist"}
+    missing = [name for name in required if getattr(spec, name) is None]
+    if missing:
+        raise ScenarioError(
+            f"dist '{dist}' needs {', '.join(missing)}: write it like {examples[dist]}"
+        )
+    given = {name for name in spec.model_fields_set if getattr(spec, name) is not None}
+    unused = given - allowed
+    if unused:
+        raise ScenarioError(
+            f"{', '.join(sorted(unused))} not used by dist '{dist}': remove "
+            f"{'it' if len(unused) == 1 else 'them'} (example: {examples[dist]})"
+        )
+    low, high = getattr(spec, "min"), getattr(spec, "max")
+    if dist == "uniform" and low > high:
+        raise ScenarioError(f"min={low} is greater than max={high}: swap them or raise max")
 
 
 def _tokens_as_fixed(value: Any) -> Any:
@@ -196,6 +199,119 @@ class RequestClassSpec(BaseModel):
     max_tokens: Tokens | None = None  # this endpoint's cap on the output (the API's max_tokens)
 
 
+class SecondsSpec(BaseModel):
+    """A distribution of durations in seconds (a user's think time); samples are >= 0.
+
+    Like `LengthSpec` but continuous and starting at 0: `fixed` (`value`), `uniform` (`min`,
+    `max`), `exponential` (`mean`, optional `max`), `lognormal` (`mean`, `sigma`, optional
+    `max`), where `mean` is the mean in seconds.
+    """
+
+    model_config = _SPEC_CONFIG
+
+    dist: Literal["fixed", "uniform", "exponential", "lognormal"]
+    value: Annotated[float, Field(ge=0)] | None = None
+    min: Annotated[float, Field(ge=0)] | None = None
+    max: Annotated[float, Field(ge=0)] | None = None
+    mean: Annotated[float, Field(gt=0)] | None = None
+    sigma: Annotated[float, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _check_fields_for_dist(self) -> SecondsSpec:
+        _check_dist_fields(self, self.dist, _SECONDS_EXAMPLES)
+        return self
+
+
+_SECONDS_EXAMPLES: dict[str, str] = {
+    "fixed": "{dist: fixed, value: 10}",
+    "uniform": "{dist: uniform, min: 2, max: 30}",
+    "exponential": "{dist: exponential, mean: 10, max: 120}",
+    "lognormal": "{dist: lognormal, mean: 10, sigma: 1.0, max: 300}",
+}
+
+
+def _seconds_as_fixed(value: Any) -> Any:
+    """Let a plain number of seconds stand for a fixed duration, e.g. `think_time_s: 10`."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value < 0:
+            raise ScenarioError(
+                f"think_time_s={value} is negative: a user answers after the reply, not before; "
+                "give 0 or more seconds (or a distribution such as {dist: exponential, mean: 10})"
+            )
+        return {"dist": "fixed", "value": value}
+    return value
+
+
+def _turns_as_fixed(value: Any) -> Any:
+    """A plain number of turns, checked here so that 0 gets a message with the fix."""
+    if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+        raise ScenarioError(
+            f"turns={value}: a conversation has at least one turn; give turns: 1 or more "
+            "(or a distribution such as {dist: uniform, min: 2, max: 10})"
+        )
+    return _tokens_as_fixed(value)
+
+
+SecondsOrNumber = Annotated[SecondsSpec, BeforeValidator(_seconds_as_fixed)]
+TurnsOrNumber = Annotated[LengthSpec, BeforeValidator(_turns_as_fixed)]
+
+
+class SessionsSpec(BaseModel):
+    """Multi-turn conversations: each turn re-sends the whole conversation so far.
+
+        turn 1:  [ first_turn_tokens ]                                     -> reply 1
+        turn 2:  [ turn 1's prompt ][ reply 1 ][ new_tokens ]              -> reply 2
+        turn 3:  [ turn 2's prompt           ][ reply 2 ][ new_tokens ]    -> reply 3
+
+    Turn k+1 is sent `think_time_s` after turn k's reply ends, so a prefix cache can still hold
+    turn k's prompt and reply. Arrivals (the workload's `arrivals` or `stages`) start new
+    conversations. Every length distribution must be bounded (a `max`), so that the longest
+    conversation can be checked against the engine's max_model_len before the run.
+    """
+
+    model_config = _SPEC_CONFIG
+
+    turns: TurnsOrNumber
+    think_time_s: SecondsOrNumber
+    first_turn_tokens: LengthOrTokens
+    new_tokens: LengthOrTokens
+    reply_tokens: LengthOrTokens
+
+    @model_validator(mode="after")
+    def _check_bounded(self) -> SessionsSpec:
+        if self.turns.dist == "empirical":
+            raise ScenarioError(
+                "turns: the empirical datasets hold token counts, not turns; give a number or "
+                "{dist: uniform, min: 2, max: 10}"
+            )
+        for name in ("turns", "first_turn_tokens", "new_tokens", "reply_tokens"):
+            spec: LengthSpec = getattr(self, name)
+            if spec.dist not in ("fixed", "uniform") and spec.max is None:
+                raise ScenarioError(
+                    f"{name}: dist '{spec.dist}' has no upper bound; add max (e.g. "
+                    f"{_EXAMPLES[spec.dist]}) so the longest conversation can be checked "
+                    "against engine.max_model_len"
+                )
+        return self
+
+    def longest_turn(self, max_tokens: int | None = None) -> tuple[int, int]:
+        """The longest turn a conversation can send, as (prompt, reply) tokens: its last turn
+        with every draw at its maximum (replies within ``max_tokens`` when given). Its prompt
+        is first_turn + (turns - 1) x (new + reply)."""
+        reply = _largest(self.reply_tokens)
+        if max_tokens is not None:
+            reply = min(reply, max_tokens)
+        turns = _largest(self.turns)
+        prompt = _largest(self.first_turn_tokens) + (turns - 1) * (
+            _largest(self.new_tokens) + reply)
+        return prompt, reply
+
+
+def _largest(spec: LengthSpec) -> int:
+    """The largest value a bounded length distribution can draw."""
+    return spec.value if spec.dist == "fixed" else spec.max  # type: ignore[return-value]
+
+
 class TraceSpec(BaseModel):
     """Replay a trace file (or a bundled trace by name) instead of generating requests.
 
@@ -255,6 +371,7 @@ class WorkloadSpec(BaseModel):
     lengths: LengthsSpec | None = None
     shared_prefix: SharedPrefixSpec | None = None
     classes: Annotated[tuple[RequestClassSpec, ...], Field(min_length=1)] | None = None
+    sessions: SessionsSpec | None = None  # multi-turn conversations; arrivals start them
     trace: TraceSpec | None = None
     max_tokens: Tokens | None = None  # every request's cap on its output (the API's max_tokens)
 
@@ -282,7 +399,8 @@ class WorkloadSpec(BaseModel):
 
     def _check_trace_alone(self) -> None:
         generators = [name for name in ("arrivals", "stages", "lengths", "shared_prefix",
-                                        "classes", "duration_s") if getattr(self, name) is not None]
+                                        "classes", "sessions", "duration_s")
+                      if getattr(self, name) is not None]
         if generators:
             raise ScenarioError(
                 f"trace replays the trace's own arrivals and lengths; remove {', '.join(generators)} "
@@ -290,13 +408,20 @@ class WorkloadSpec(BaseModel):
             )
 
     def _check_lengths_source(self) -> None:
-        given = [name for name in ("lengths", "shared_prefix", "classes")
+        given = [name for name in ("lengths", "shared_prefix", "classes", "sessions")
                  if getattr(self, name) is not None]
         if len(given) != 1:
             raise ScenarioError(
                 "give exactly one of lengths (independent requests), shared_prefix (groups "
-                "sharing a system prompt) or classes (a mix of endpoints)"
+                "sharing a system prompt), classes (a mix of endpoints) or sessions "
+                "(multi-turn conversations)"
                 + (f": remove {' or '.join(given[1:])}" if given else "")
+            )
+        if self.sessions is not None and self.process == "closed_loop":
+            raise ScenarioError(
+                "sessions: each conversation sends its next turn after its own think time, "
+                "so arrivals start conversations; use poisson, gamma, constant or all_at_once "
+                "instead of closed_loop"
             )
         names = [c.name for c in self.classes or ()]
         repeated = sorted({n for n in names if names.count(n) > 1})

@@ -8,6 +8,8 @@
     line           int64    where the row is in the source file (1-based), for error messages
   optional, when the format has them:
     session_id     string
+    turn           int64    the row's turn in its session (from 1; with session_id): the prompt
+                            re-sends the session's earlier turns, prompts and replies
     model          string
     endpoint       string
     priority       int64
@@ -30,6 +32,7 @@ REQUIRED = {
 }
 OPTIONAL = {
     "session_id": pa.string(),
+    "turn": pa.int64(),
     "model": pa.string(),
     "endpoint": pa.string(),
     "priority": pa.int64(),
@@ -39,7 +42,8 @@ COLUMNS = {**REQUIRED, **OPTIONAL}
 
 
 # What readers hand to validation: lengths still as floats, NaN where the file had no number.
-RAW_TYPES = {**COLUMNS, "input_tokens": pa.float64(), "output_tokens": pa.float64()}
+RAW_TYPES = {**COLUMNS, "input_tokens": pa.float64(), "output_tokens": pa.float64(),
+             "turn": pa.float64()}
 
 
 def raw_table(columns: dict[str, object]) -> pa.Table:

@@ -6,6 +6,11 @@ returned with integer lengths, in the normalized form of ``traces.schema``.
 Rows are bad when a length is missing, not a whole number, below 1 or absurdly large, or when an
 arrival time is missing, negative or earlier than a row before it (a trace must be in time
 order; equal times are fine: requests do arrive together). Good rows pass through unchanged.
+
+With a ``turn`` column, a row with a session id is a turn of a conversation: its turn must be a
+whole number >= 1, later than the session's previous turn, and its prompt must re-send at least
+that turn's prompt and reply. (Each session's latest turn is remembered for the whole trace; a
+row without a session id has no turn.)
 """
 
 from __future__ import annotations
@@ -27,10 +32,17 @@ class ChunkValidator:
         self.report = report
         self.source_columns = source_columns  # normalized name -> the file's own column name
         self.latest_arrival = 0.0
+        # per session: its latest good turn and the tokens its next prompt must re-send
+        self.conversations: dict[str, tuple[float, float]] = {}
 
     def __call__(self, table: pa.Table) -> pa.Table:
         self.report.rows_read += table.num_rows
         checks = list(self._checks(table))
+        if "turn" in table.column_names and "session_id" in table.column_names:
+            bad_already = np.zeros(table.num_rows, dtype=bool)
+            for _, _, mask in checks:
+                bad_already |= mask
+            checks += self._turn_checks(table, bad_already)
         if self.report.policy == "error":
             self._stop_at_first_bad_line(table, checks)
         bad = np.zeros(table.num_rows, dtype=bool)
@@ -45,6 +57,8 @@ class ChunkValidator:
             kept = kept.set_column(
                 kept.schema.get_field_index(column), column, pc.cast(kept[column], pa.int64())
             )
+        if "turn" in kept.column_names:
+            kept = _turns_as_integers(kept)
         # Time so far counts every valid timestamp, also of rows dropped for other reasons,
         # within a chunk (see _checks) and across chunks alike.
         arrival = table["arrival_s"].to_numpy(zero_copy_only=False)
@@ -81,6 +95,43 @@ class ChunkValidator:
                 yield column, "token count is below 1", values < 1
                 yield column, f"token count is above {MAX_TOKENS:,}", values > MAX_TOKENS
 
+    def _turn_checks(self, table: pa.Table, bad: np.ndarray) -> list:
+        """A conversation's rows in turn order, each prompt re-sending the conversation so far.
+
+        Rows go one by one (a session's state carries from row to row and chunk to chunk);
+        rows already bad for another reason are left out, so they never become a session's
+        latest turn.
+        """
+        sessions = table["session_id"].to_pylist()
+        turns = table["turn"].to_numpy(zero_copy_only=False).astype(np.float64)
+        prompts = table["input_tokens"].to_numpy(zero_copy_only=False).astype(np.float64)
+        outputs = table["output_tokens"].to_numpy(zero_copy_only=False).astype(np.float64)
+        n = table.num_rows
+        not_a_turn, out_of_order, too_short = (np.zeros(n, dtype=bool) for _ in range(3))
+        for i, session in enumerate(sessions):
+            if session is None or bad[i]:
+                continue
+            turn = turns[i]
+            if not (np.isfinite(turn) and turn == np.floor(turn) and turn >= 1):
+                not_a_turn[i] = True
+                continue
+            latest = self.conversations.get(session)
+            if latest is not None and turn <= latest[0]:
+                out_of_order[i] = True
+            elif latest is not None and prompts[i] < latest[1]:
+                too_short[i] = True
+            else:
+                self.conversations[session] = (turn, prompts[i] + outputs[i])
+        return [
+            ("turn", "turn is missing or not a whole number >= 1 (number a session's turns "
+             "1, 2, 3, ...)", not_a_turn),
+            ("turn", "turn is not after the session's previous turn (put a session's rows in "
+             "turn order)", out_of_order),
+            ("input_tokens", "prompt is shorter than the session's previous turn's prompt plus "
+             "reply (a later turn re-sends the conversation so far: check the session and turn)",
+             too_short),
+        ]
+
     def _row(self, table: pa.Table, index: int, column: str, problem: str) -> BadRow:
         return BadRow(
             file=self.file,
@@ -89,3 +140,14 @@ class ChunkValidator:
             value=table[column][index].as_py(),
             problem=problem,
         )
+
+
+def _turns_as_integers(table: pa.Table) -> pa.Table:
+    """Turns as int64, kept only where the row has a session (a turn alone means nothing)."""
+    turn = table["turn"]
+    if "session_id" in table.column_names:
+        turn = pc.if_else(pc.is_null(table["session_id"]), pa.scalar(None, turn.type), turn)
+    else:
+        turn = pa.nulls(table.num_rows, turn.type)
+    return table.set_column(table.schema.get_field_index("turn"), "turn",
+                            pc.cast(turn, pa.int64()))

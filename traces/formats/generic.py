@@ -4,6 +4,8 @@
     arrival_unit   s | ms | us | ns | datetime                 (default s)
     input, output  the columns of prompt and reply lengths     (required)
     request_id, session_id, model, endpoint, priority          (optional columns)
+    turn           a session's turn number (needs session_id): rows of a session come in turn
+                   order, and a turn's prompt re-sends the session's earlier prompts and replies
 
 The suffix tells the kind: .csv; .jsonl (or .json with one object per line); .parquet or .pq.
 Arrivals become seconds after the first row; ``datetime`` arrivals are date-time text or Parquet
@@ -38,7 +40,7 @@ PREFIX_BLOCK_TOKENS = 0
 _OPTION_OF = {  # normalized column -> the option naming the file's column
     "arrival_s": "arrival", "input_tokens": "input", "output_tokens": "output",
     "request_id": "request_id", "session_id": "session_id", "model": "model",
-    "endpoint": "endpoint", "priority": "priority",
+    "endpoint": "endpoint", "priority": "priority", "turn": "turn",
 }
 OPTIONS = ("arrival_unit", *_OPTION_OF.values())
 _SECONDS_PER = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
@@ -84,6 +86,8 @@ def read(path: Path, chunk_bytes: int, report: BadRowReport, **options: object) 
             normal["request_id"] = pc.coalesce(normal["request_id"], row_numbers)
         if "priority" in columns:
             normal["priority"] = _priority(path, mapping["priority"], columns["priority"])
+        if "turn" in columns:  # checked with its session by validation (traces.validate)
+            normal["turn"] = _floats(path, mapping["turn"], columns["turn"])
         yield raw_table(normal)
 
 
@@ -97,6 +101,9 @@ def _mapping(options: dict) -> dict[str, str]:
     for normal, column in mapping.items():
         if not isinstance(column, str):
             raise TraceError(f"option {_OPTION_OF[normal]} must be a column name, got {column!r}")
+    if "turn" in mapping and "session_id" not in mapping:
+        raise TraceError("option turn numbers the turns of a session: also give option "
+                         "session_id, the column naming each row's session")
     return mapping
 
 
@@ -120,7 +127,7 @@ def _jsonl(path, chunk_bytes, report, mapping, unit):
     if first is not None:
         _check_columns(path, list(first), mapping)
     fields = {column: pa.string() for column in mapping.values()}
-    for normal in ("input_tokens", "output_tokens", "priority"):
+    for normal in ("input_tokens", "output_tokens", "priority", "turn"):
         if normal in mapping:
             fields[mapping[normal]] = pa.float64()
     if unit != "datetime":

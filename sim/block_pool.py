@@ -101,6 +101,11 @@ class BlockPool:
         chain = self._chains.get(owner)
         if chain is None:
             return None
+        if type(chain) is list:  # a lone free run left by ``release_own``: make it a chain
+            run, chain = chain, Chain(0)
+            if run[2] > run[1]:
+                chain.free_runs.append(run)
+            self._chains[owner] = chain
         runs = chain.free_runs
         if runs and runs[-1][1] == runs[-1][2]:
             while runs and runs[-1][1] == runs[-1][2]:
@@ -114,10 +119,13 @@ class BlockPool:
 
     def _sweep(self) -> None:
         """Forget owners whose blocks have all been evicted (bounded memory)."""
-        for owner in list(self._chains):
-            chain = self._settled(owner)
-            if chain.empty:
-                del self._chains[owner]
+        chains = self._chains
+        for owner, chain in list(chains.items()):
+            if type(chain) is list:
+                if chain[1] == chain[2]:
+                    del chains[owner]
+            elif self._settled(owner).empty:
+                del chains[owner]
         self._emptied = 0
 
     def cached_prefix(self, segments: tuple[tuple[int, int], ...], limit: int) -> tuple[int, int]:
@@ -247,12 +255,11 @@ class BlockPool:
             else:
                 queue.append([ANON, 0, loose])
         if end:
-            chain = Chain(0)
-            chain.end = chain.cpu_end = end
+            # the chain is this one run until someone looks at it (``_settled``): most are
+            # evicted unseen, so they never cost more than the run
             run = [owner, 0, end]
-            chain.free_runs.append(run)
             queue.append(run)
-            self._chains[owner] = chain
+            self._chains[owner] = run
         self.num_free += loose + end
 
     def release(self, holds: list[list[int]], loose: int) -> None:

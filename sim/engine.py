@@ -6,8 +6,10 @@ loop another. Nothing here plots, prints or writes files.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +31,8 @@ from sim.session_workload import SessionWorkload
 from sim.slot_pool import SlotPool
 from sim.static_scheduler import StaticScheduler
 from sim.workload import Workload
+
+_GC_ALLOCATIONS = 50_000  # allocations between collections of the youngest generation
 
 
 
@@ -101,6 +105,28 @@ def simulate(
     so memory holds one chunk and the requests in flight, not the whole trace. A session
     workload sends its conversations' turns as their replies end.
     """
+    with _fewer_collections():
+        return _simulate(setup, workload, progress)
+
+
+@contextmanager
+def _fewer_collections():
+    """A run allocates millions of short-lived tuples and makes few reference cycles, so
+    Python's default (a collection every 700 allocations, each re-scanning the engine's live
+    state) costs a tenth of a run; collect less often while it runs, and restore after."""
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], _GC_ALLOCATIONS), *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
+def _simulate(
+    setup: EngineSetup,
+    workload: Workload | Iterable[Workload] | SessionWorkload,
+    progress: Callable[[int, int], None] | None,
+) -> SimulationResult:
     wall_start = time.perf_counter()
     env = simpy.Environment()
     records: list[RequestRecord] = []

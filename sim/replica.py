@@ -23,7 +23,7 @@ from sim.request import Request
 from sim.scheduler import ContinuousScheduler
 from sim.static_scheduler import StaticScheduler
 from sim.step_log import StepLog
-from sim.step_series import Piece, StepSeries
+from sim.step_series import StepSeries
 
 
 class PlannedStep(NamedTuple):
@@ -146,15 +146,13 @@ class Replica:
             seqs = batch.decode_seqs - batch.leaving_seqs
             rest = self.latency.decode_run(
                 seqs, batch.decode_context_tokens - batch.leaving_context_tokens + seqs, steps - 1)
-            first = self.latency.step_time(batch, overlapped)
-            timing = StepSeries((Piece(first, 0.0, 1), *rest.pieces))
+            timing = StepSeries.after_step(self.latency.step_time(batch, overlapped), rest)
             duration = timing.total
         elif not overlapped:  # (rare: a decode run right after idling) its first step apart
-            first = self.latency.step_time(batch, overlapped)
             rest = self.latency.decode_run(batch.decode_seqs,
                                            batch.decode_context_tokens + batch.decode_seqs,
                                            steps - 1)
-            timing = StepSeries((Piece(first, 0.0, 1), *rest.pieces))
+            timing = StepSeries.after_step(self.latency.step_time(batch, overlapped), rest)
             duration = timing.total
         else:
             timing = self.latency.decode_run(batch.decode_seqs, batch.decode_context_tokens, steps)

@@ -536,8 +536,8 @@ class ContinuousScheduler:
         """
         full, partial = divmod(request.num_computed, self.block_size)
         pool = self.pool
-        if (pool.caching and not request.holds and not request.counted
-                and not request.segments and pool.chain(OWN + request.rid) is None):
+        if (pool.caching and not request.holds and not request.counted and not request.segments
+                and (not request.preemptions or pool.chain(OWN + request.rid) is None)):
             pool.release_own(OWN + request.rid, full, 1 if partial else 0)
         else:
             self._cache_blocks(request, full, include_own=True)

@@ -94,6 +94,15 @@ class StepSeries:
             at = switch
 
     @classmethod
+    def after_step(cls, first_s: float, rest: StepSeries) -> StepSeries:
+        """One step of ``first_s`` seconds, then ``rest``."""
+        series = cls.__new__(cls)
+        series.pieces = (Piece(first_s, 0.0, 1), *rest.pieces)
+        series.num_steps = rest.num_steps + 1
+        series.total = first_s + rest.total
+        return series
+
+    @classmethod
     def of_lines(cls, fixed: float, a1: float, b1: float, a2: float, b2: float,
                  count: int) -> StepSeries:
         """Steps ``fixed + max(a1 + b1*i, a2 + b2*i)`` for ``i`` in ``[0, count)``.

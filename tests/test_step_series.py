@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -98,3 +99,11 @@ def test_a_constant_line_between_two_rising_ones_gives_three_pieces() -> None:
     assert series.pieces == (
         (6.0, 0.0, 3), (1.0 + 2.0 + 3.0, 1.0, 5), (1.0 - 6.0 + 16.0, 2.0, 4))
     assert series.durations().tolist() == [6, 6, 6, 6, 7, 8, 9, 10, 11, 13, 15, 17]
+
+
+def test_a_step_then_a_series_adds_up() -> None:
+    rest = StepSeries.of_lines(0.001, 0.002, 1e-5, 0.0, 0.0, 5)
+    series = StepSeries.after_step(0.004, rest)
+    assert series.num_steps == 6
+    assert series.durations().tolist() == pytest.approx([0.004, *rest.durations().tolist()])
+    assert series.total == pytest.approx(float(series.durations().sum()))

@@ -311,10 +311,11 @@ class ContinuousScheduler:
         """
         bs = self.block_size
         pool = self.pool
-        chain = (*request.segments, own_segment(request.rid))
         if request.segments or request.preemptions:
+            chain = (*request.segments, own_segment(request.rid))
             gpu_hits, cpu_hits = self._prefix_hits(request, chain)
         else:  # nothing shared and never computed before: its content is new to the cache
+            chain = ()
             gpu_hits = cpu_hits = 0
         hit_blocks = gpu_hits + cpu_hits
         computed = hit_blocks * bs

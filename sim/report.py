@@ -49,6 +49,10 @@ def _engine_line(engine: dict) -> str:
         parts.append(f"{engine['max_num_seqs']} seqs, {engine['max_num_batched_tokens']:,} "
                      "tokens per step")
     parts.append("prefix caching" if engine["prefix_caching"] else "no prefix caching")
+    if "vllm_version" in engine:
+        mode = "async" if engine["async_scheduling"] else "sync"
+        graphs = f"CUDA graphs {engine['cuda_graphs']}" if engine["cuda_graphs"] else "eager"
+        parts.append(f"as vLLM {engine['vllm_version']} ({mode}, {graphs})")
     return ", ".join(parts)
 
 

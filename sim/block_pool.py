@@ -215,29 +215,34 @@ class BlockPool:
             raise ValueError(f"cannot allocate {n} blocks, {self.num_free} free")
         self.num_free -= n
         queue = self._queue
+        evicted = emptied = 0
         while n:
             run = queue[0]
             owner, lo, hi = run
-            if lo == hi:
+            size = hi - lo
+            if size == 0:
                 queue.popleft()
                 self._dead -= 1
                 continue
-            take = hi - lo if hi - lo < n else n
+            take = size if size < n else n
             n -= take
             run[2] = hi - take
-            if take == hi - lo:
+            if take == size:
                 queue.popleft()
             if owner is ANON:
                 continue
             # positions [hi - take, hi), the top of the owner's highest free run, leave the GPU.
             # Without a host tier nothing else needs doing now: the run shrank in place and the
             # chain settles its end from its runs when next looked at (``_settled``).
-            self.evicted_blocks += take
+            evicted += take
             if self.cpu_blocks:
-                chain = self._settled(owner)
-                self._offload(owner, chain, hi - take, hi)
-            elif take == hi - lo:
-                self._emptied += 1
+                self._offload(owner, self._settled(owner), hi - take, hi)
+            elif take == size:
+                emptied += 1
+        if evicted:
+            self.evicted_blocks += evicted
+            if emptied:
+                self._emptied += emptied
                 if self._emptied > _SWEEP_MIN and self._emptied > len(self._chains) // 2:
                     self._sweep()
 

@@ -190,12 +190,11 @@ class Replica:
 
     def _apply(self, step: PlannedStep) -> None:
         end = step.end_s
-        timing = step.timing
-        if isinstance(timing, float):
+        if step.num_steps == 1:
             self._last_step_start_s = step.start_s
         else:
-            last = timing.pieces[-1]
-            self._last_step_start_s = end - (last.first + last.slope * (last.count - 1))
+            first, slope, count = step.timing.pieces[-1]
+            self._last_step_start_s = end - (first + slope * (count - 1))
         finished = self.scheduler.complete(step.num_steps, end)
         self.log.add(step.start_s, step.timing, step.num_steps, step.batch, step.kv_used_start,
                      self.scheduler.memory())

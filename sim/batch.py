@@ -22,9 +22,9 @@ class Batch(NamedTuple):
     # KV of prefix-cache hits copied back from host memory (the CPU offload tier) this step
     loaded_kv_tokens: int = 0
     # of the decoding sequences, those that already finished and ride along (async
-    # scheduling): their tokens are discarded, so they are no inter-token gaps
+    # scheduling) in a step that has no other work: their tokens are discarded, so they are no
+    # inter-token gaps
     leaving_seqs: int = 0
-    leaving_context_tokens: int = 0
 
     @property
     def num_tokens(self) -> int:

@@ -142,12 +142,6 @@ class Replica:
         if steps == 1:
             timing: StepSeries | float = self.latency.step_time(batch, overlapped)
             duration = timing
-        elif batch.leaving_seqs:  # a first step with finished requests riding along
-            seqs = batch.decode_seqs - batch.leaving_seqs
-            rest = self.latency.decode_run(
-                seqs, batch.decode_context_tokens - batch.leaving_context_tokens + seqs, steps - 1)
-            timing = StepSeries.after_step(self.latency.step_time(batch, overlapped), rest)
-            duration = timing.total
         elif not overlapped:  # (rare: a decode run right after idling) its first step apart
             rest = self.latency.decode_run(batch.decode_seqs,
                                            batch.decode_context_tokens + batch.decode_seqs,

@@ -14,8 +14,9 @@ With **asynchronous scheduling** (vLLM's default on GPUs in current releases) th
 step n+1 while the GPU runs step n, so (1) a request that reached the queue after step n began
 is first scheduled in step n+2 (``schedule``'s ``visible_s``), unless the engine had nothing
 else to run, and (2) a request that stopped at an end-of-sequence token in step n was already
-planned into step n+1: it rides along in that step as a *leaving* sequence (one decode token of
-work, its blocks still held) and gives its blocks back only when that step ends. A request that
+planned into step n+1: it rides along in that step as a *leaving* sequence (its sequence slot,
+a token of budget and its blocks still held; its discarded token is charged only when nothing
+else runs in the step) and gives its blocks back only when that step ends. A request that
 stops at its length limit (max_tokens, the context limit) leaves at once: the scheduler knows
 in advance that it is done.
 
@@ -420,15 +421,14 @@ class ContinuousScheduler:
     def _batch(self) -> Batch:
         decode_seqs = len(self.decoding)
         decode_context = self._context_offset + (self.step + 1) * decode_seqs
-        leaving_seqs = len(self._leaving)
-        leaving_context = 0
-        if leaving_seqs:  # each computes one more (discarded) token after its context
-            leaving_context = self._leaving_context
-            decode_seqs += leaving_seqs
-            decode_context += leaving_context
+        if self._leaving and not decode_seqs and not self._chunks:
+            # a step that runs only because finished requests were planned into it: their
+            # discarded tokens are all its work (beside other work, one token each is not
+            # charged: under 1 % of a step, see docs/engine.md)
+            leaving = len(self._leaving)
+            return Batch(0, 0, 0.0, 0, leaving, self._leaving_context, 0, leaving)
         if not self._chunks:
-            return Batch(0, 0, 0.0, 0, decode_seqs, decode_context, 0, leaving_seqs,
-                         leaving_context)
+            return Batch(0, 0, 0.0, 0, decode_seqs, decode_context)
         prefill_tokens = prefill_pairs = prefill_kv = 0
         for request, tokens in self._chunks:
             pairs, kv = chunk_terms(tokens, request.num_computed)
@@ -443,8 +443,6 @@ class ContinuousScheduler:
             decode_seqs=decode_seqs,
             decode_context_tokens=decode_context,
             loaded_kv_tokens=self._loaded_tokens,
-            leaving_seqs=leaving_seqs,
-            leaving_context_tokens=leaving_context,
         )
 
     # ---- decoding set bookkeeping ----------------------------------------------------------

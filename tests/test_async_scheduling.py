@@ -61,14 +61,16 @@ def test_a_request_arriving_after_the_last_step_ended_by_length_is_not_delayed(
 @pytest.mark.parametrize("macro", [True, False])
 @pytest.mark.parametrize(("asynchronous", "max_tokens", "b_finish_s"), [
     (False, 0, 0.175),  # synchronous: A leaves when its last token is out
-    (True, 0, 0.176),  # async, A stops at end-of-sequence: it rides along one more step
+    # async, A stops at end-of-sequence: it rides along one more step, holding its slot and
+    # blocks; its discarded token is not charged beside B's
+    (True, 0, 0.175),
     (True, 3, 0.175),  # async, A stops at max_tokens: the scheduler knew, no extra step
 ])
 def test_a_request_stopping_at_end_of_sequence_takes_one_more_step_with_async(
         macro: bool, asynchronous: bool, max_tokens: int, b_finish_s: float) -> None:
     # per step: 10 ms + 1 ms per token. Step 1: both prompts (64 tokens) -> 74 ms. Steps 2-3:
     # two decoders, 12 ms each -> A's third token at 98 ms. Then B decodes alone (11 ms a step)
-    # for its tokens 4..10: 7 steps, one of which carries A's discarded extra token (12 ms).
+    # for its tokens 4..10: 7 steps.
     latency = LinearLatency(base=0.010, per_token=0.001)
     workload = Workload.from_arrays([0.0, 0.0], [32, 32], [3, 10], max_tokens=[max_tokens, 0])
     setup = make_setup(latency=latency, macro_steps=macro, async_scheduling=asynchronous)
@@ -125,3 +127,15 @@ def test_host_work_hides_behind_gpu_time_only_where_the_profile_sets_it_apart(
         assert latency.step_time(decode) < latency.step_time(decode, overlapped=False)
     else:
         assert latency.step_time(decode) == latency.step_time(decode, overlapped=False)
+
+
+def test_a_step_carrying_only_a_finished_request_is_run_but_is_no_inter_token_gap() -> None:
+    # one request, stopping at end-of-sequence after 3 tokens: prompt step, 2 decode steps,
+    # then the step planned before its end was seen, with nothing else to do
+    latency = LinearLatency(base=0.010, per_token=0.001)
+    result = simulate(make_setup(latency=latency, async_scheduling=True),
+                      Workload.from_arrays([0.0], [32], [3]))
+    assert result.steps["num_steps"].sum() == 4
+    assert result.steps["duration_s"].iloc[-1] == pytest.approx(0.011)  # its one discarded token
+    assert result.records.iloc[0].finish_s == pytest.approx(0.042 + 0.022)  # before that step
+    assert len(result.itl_durations_s) == 2  # the two real decode steps

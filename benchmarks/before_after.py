@@ -7,10 +7,14 @@ environment; workload generation and catalog lookups are outside the timed regio
 `hour_of_chat.py`.
 
     python benchmarks/before_after.py [--ref COMMIT] [--rounds N] [--scenario FILE ...]
-                                      [--markdown] [--write]
+                                      [--markdown] [--write] [--instructions]
 
 ``--write`` puts the table into docs/performance.md, between ``<!-- generated: before-after -->``
-and ``<!-- end: before-after -->``.
+and ``<!-- end: before-after -->``. Wall times on a shared machine drift by tens of percent
+between runs, so with ``--instructions`` the first scenario is also run once per version under
+valgrind's callgrind, which counts the instructions executed: the same count whatever else the
+machine is doing (the simulation's count is a full run's minus a run that stops before
+simulating).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
+from concurrent.futures import ThreadPoolExecutor
 import platform
 import statistics
 import subprocess
@@ -54,6 +60,30 @@ print(json.dumps({"wall_s": wall, "requests": len(result.records),
 """
 
 
+# Run inside a source tree under callgrind: everything but the simulation, then with it.
+SETUP_ONLY = TIMED_RUN.split("start = time.perf_counter()")[0]
+SIMULATED = SETUP_ONLY + "simulate(setup, workload)\n"
+
+
+def instructions(tree: Path, scenario: Path) -> int:
+    """Instructions the simulation of ``scenario`` executes in ``tree`` (callgrind)."""
+    counts = []
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for program in pool.map(lambda code: _callgrind(tree, code, scenario),
+                                (SIMULATED, SETUP_ONLY)):
+            counts.append(program)
+    return counts[0] - counts[1]
+
+
+def _callgrind(tree: Path, code: str, scenario: Path) -> int:
+    with tempfile.TemporaryDirectory() as folder:
+        done = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={folder}/out",
+             sys.executable, "-c", code, str(scenario)],
+            cwd=tree, capture_output=True, text=True, check=True)
+    return int(re.search(r"Collected : (\d+)", done.stderr)[1])
+
+
 def timed_run(tree: Path, scenario: Path) -> dict:
     done = subprocess.run([sys.executable, "-c", TIMED_RUN, str(scenario)], cwd=tree,
                           capture_output=True, text=True, check=True)
@@ -75,6 +105,12 @@ def compare(before_tree: Path, scenarios: list[Path], rounds: int) -> list[dict]
         rows.append({"scenario": scenario.name, "before": last["before"], "now": last["now"],
                      "before_s": before, "now_s": now, "ratio": now / before})
     return rows
+
+
+def instruction_line(before: int, now: int, scenario: Path) -> str:
+    return (f"Instructions executed simulating `{scenario.name}` (callgrind, deterministic): "
+            f"before {before / 1e9:.2f} G, now {now / 1e9:.2f} G, now / before "
+            f"{now / before:.3f}.")
 
 
 def markdown(rows: list[dict], ref: str, rounds: int) -> str:
@@ -112,20 +148,31 @@ def main() -> None:
     parser.add_argument("--scenario", type=Path, nargs="*", default=list(SCENARIOS))
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--write", action="store_true", help="update docs/performance.md")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count the first scenario's instructions under callgrind")
     args = parser.parse_args()
+    if args.instructions and shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (Debian package valgrind)")
+    counted = ""
     with tempfile.TemporaryDirectory() as folder:
         tree = Path(folder) / "before"
         subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(tree), args.ref],
                        cwd=ROOT, check=True)
         try:
             rows = compare(tree, args.scenario, args.rounds)
+            if args.instructions:
+                first = args.scenario[0]
+                print(f"counting instructions of {first.name} (minutes)...", file=sys.stderr)
+                counted = instruction_line(instructions(tree, first), instructions(ROOT, first),
+                                           first)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT,
                            check=False)
+    table = markdown(rows, args.ref, args.rounds) + (f"\n\n{counted}" if counted else "")
     if args.write:
-        write_block(markdown(rows, args.ref, args.rounds))
+        write_block(table)
     if args.markdown:
-        print(markdown(rows, args.ref, args.rounds))
+        print(table)
     else:
         for r in rows:
             print(f"{r['scenario']}: before {r['before_s']:.2f} s, now {r['now_s']:.2f} s, "

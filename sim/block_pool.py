@@ -254,11 +254,7 @@ class BlockPool:
         come this way, so it is the short path.)"""
         queue = self._queue
         if loose:
-            last = queue[-1] if queue else None
-            if last is not None and last[0] is ANON and last[2] > last[1]:
-                last[2] += loose
-            else:
-                queue.append([ANON, 0, loose])
+            self._free_loose(loose)
         if end:
             # the chain is this one run until someone looks at it (``_settled``): most are
             # evicted unseen, so they never cost more than the run
@@ -266,6 +262,15 @@ class BlockPool:
             queue.append(run)
             self._chains[owner] = run
         self.num_free += loose + end
+
+    def _free_loose(self, n: int) -> None:
+        """Append ``n`` anonymous blocks to the free queue (joining an anonymous tail run)."""
+        queue = self._queue
+        last = queue[-1] if queue else None
+        if last is not None and last[0] is ANON and last[2] > last[1]:
+            last[2] += n
+        else:
+            queue.append([ANON, 0, n])
 
     def release(self, holds: list[list[int]], loose: int) -> None:
         """Return a request's blocks, last block first (so its tail is evicted first).
@@ -276,11 +281,7 @@ class BlockPool:
         """
         queue = self._queue
         if loose:
-            last = queue[-1] if queue else None
-            if last is not None and last[0] is ANON and last[2] > last[1]:
-                last[2] += loose
-            else:
-                queue.append([ANON, 0, loose])
+            self._free_loose(loose)
         freed = loose
         for owner, first, end in reversed(holds):
             chain = self._settled(owner)

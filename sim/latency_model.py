@@ -32,9 +32,6 @@ from sim.latency_profile import Coefficients
 from sim.model_spec import ModelSpec
 from sim.step_series import StepSeries
 
-# vLLM's default CUDA graph capture sizes (CompilationConfig.cudagraph_capture_sizes with
-# max_num_seqs >= 512): 1, 2, 4, multiples of 8 up to 256, multiples of 16 up to 512
-
 
 def peak_flops(gpu: GpuSpec, weight_dtype: str) -> float:
     """Dense peak FLOP/s the step's matrix multiplies run at for this weight format.

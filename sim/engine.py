@@ -133,12 +133,20 @@ def _simulate(
     closed: ClosedLoop | None = None
     conversations: Conversations | None = None
 
+    # What a streaming client waits for outside the engine: HTTP and tokenization before the
+    # request reaches it (a constant shift of every arrival, which leaves the engine's
+    # schedule as it is), and detokenization and streaming of every output token.
+    ingest_s = setup.latency.request_overhead_s
+    per_token_s = setup.latency.output_token_overhead_s
+
     def on_finish(r: Request, finish_s: float) -> None:
         records.append(
             RequestRecord(
-                r.rid, r.replica, "completed", r.arrival_s, r.first_scheduled_s,
-                r.first_token_s, finish_s, r.prompt_tokens, r.num_output, r.cached_tokens,
-                r.preemptions, r.trace_id, r.endpoint, r.session, r.turn,
+                r.rid, r.replica, "completed", r.arrival_s, r.first_scheduled_s + ingest_s,
+                r.first_token_s + ingest_s + per_token_s,
+                finish_s + ingest_s + per_token_s * r.num_output, r.prompt_tokens,
+                r.num_output, r.cached_tokens, r.preemptions, r.trace_id, r.endpoint,
+                r.session, r.turn,
             )
         )
         if closed is not None:
@@ -170,6 +178,7 @@ def _simulate(
         progress(intake.rows_seen, max(intake.total, intake.rows_seen))
     steps = _steps_frame(replicas)
     durations, weights = _itl(replicas)
+    durations = durations + per_token_s  # every gap carries one more token's streaming
     schedulers = [r.scheduler for r in replicas]
     return SimulationResult(
         records=records_frame(records),

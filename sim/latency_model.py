@@ -79,15 +79,13 @@ class LatencyModel:
         self.tensor_parallel = tp = tensor_parallel
         self.weight_dtype = weight_dtype
         self.async_scheduling = async_scheduling
-        self.cuda_graph_sizes = sizes = _capture_sizes(cuda_graph_sizes)
+        self.cuda_graph_sizes = sizes = capture_sizes(cuda_graph_sizes)
+        self._largest_graph, self._padded = padded_sizes(sizes)
+        # a roofline profile has no costs outside the engine
+        self.request_overhead_s = self.output_token_overhead_s = 0.0
         self._overhead_s = c.step_overhead_ms * 1e-3
         self._per_seq_s = c.per_seq_overhead_ms * 1e-3
         self._per_prefill_seq_s = c.per_prefill_seq_overhead_ms * 1e-3
-        # a step of 1 <= t <= largest tokens runs as padded[t] token rows; without graphs the
-        # largest is 0, so every step runs as it is
-        self._largest_graph = sizes[-1] if sizes else 0
-        self._padded = (0, *(sizes[bisect_left(sizes, t)]
-                             for t in range(1, self._largest_graph + 1)))
         flops = peak_flops(gpu, weight_dtype) * c.compute_efficiency * tp
         # Logits are computed only where a token is sampled (once per sequence), not for
         # every prompt token, so the LM head is charged per sequence.
@@ -210,7 +208,15 @@ class LatencyModel:
         return StepSeries.of_lines(fixed, compute, n * pair_s, memory, n * kv_s, num_steps)
 
 
-def _capture_sizes(sizes: tuple[int, ...]) -> tuple[int, ...]:
+def padded_sizes(sizes: tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
+    """The largest capture size, and the token rows a step of ``t`` tokens runs as
+    (``padded[t]``, for ``1 <= t <= largest``); without graphs the largest is 0, so every
+    step runs as it is."""
+    largest = sizes[-1] if sizes else 0
+    return largest, (0, *(sizes[bisect_left(sizes, t)] for t in range(1, largest + 1)))
+
+
+def capture_sizes(sizes: tuple[int, ...]) -> tuple[int, ...]:
     """The capture sizes sorted, without repeats; each must be a positive whole number."""
     for size in sizes:
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:

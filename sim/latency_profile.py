@@ -1,9 +1,13 @@
 """Latency profiles: the fitted coefficients of the step-time model, as plain YAML files.
 
-A profile has default ``coefficients`` and ``overrides`` that apply when their ``match`` keys
-(``gpu``, ``model``, ``tensor_parallel``, ``weight_dtype``, ``interconnect``) all equal the
-scenario's; the override matching the most keys wins (ties: the later one). Calibration writes
-the same format, so a fitted profile replaces the defaults without code changes.
+A profile names its ``form``: ``roofline`` (one ``max(compute, memory)`` over the whole step,
+``sim.latency_model``) or ``operators`` (each operator bounded by its own compute or memory
+time, ``sim.operator_latency_model``). It has default ``coefficients`` and ``overrides`` that
+apply when their ``match`` keys (``gpu``, ``model``, ``tensor_parallel``, ``weight_dtype``,
+``interconnect``) all equal the scenario's; the override matching the most keys wins (ties:
+the later one). A trained profile also says what it was trained on (``training_data``) and how
+far off it was on what it was not trained on (``error_band``). Calibration writes the same
+format, so a fitted profile replaces the defaults without code changes.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ import yaml
 from sim.errors import ScenarioError
 
 MATCH_KEYS = ("gpu", "model", "tensor_parallel", "weight_dtype", "interconnect")
+FORMS = ("roofline", "operators")
+# shipped names kept for scenarios written before the roofline had a name of its own
+ALIASES = {"default": "roofline"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +54,39 @@ class Coefficients:
 
 
 @dataclass(frozen=True, slots=True)
+class OperatorCoefficients:
+    """The few global coefficients of the per-operator step-time model (docs/latency-model.md).
+
+    Efficiencies are shares of a GPU's datasheet peak; overheads are fixed costs. The last two
+    are outside the engine: what a streaming client waits for besides the engine's steps.
+    """
+
+    gemm_compute_efficiency: float  # share of dense peak FLOP/s the weight GEMMs reach
+    weight_memory_efficiency: float  # share of HBM bandwidth streaming weights
+    kv_memory_efficiency: float  # share of HBM bandwidth reading KV in attention
+    attention_compute_efficiency: float  # share of dense peak the attention kernels reach
+    allreduce_latency_us: float  # fixed cost of one all-reduce (two per layer, TP > 1)
+    allreduce_efficiency: float  # share of the link bandwidth an all-reduce reaches
+    step_overhead_ms: float  # host: scheduling, input preparation, sampling, per step
+    per_seq_overhead_us: float  # host: per scheduled sequence per step
+    per_prefill_seq_overhead_ms: float  # host: per sequence with prompt tokens in the step
+    graph_layer_overhead_us: float  # GPU, per layer, in a step replayed as one CUDA graph
+    eager_layer_overhead_us: float  # GPU, per layer, in an eager or piecewise step
+    moe_layer_overhead_us: float  # GPU, per MoE layer (routing, token permutation)
+    request_overhead_ms: float  # client: HTTP, tokenization before the first token
+    output_token_overhead_ms: float  # client: detokenization and streaming, per output token
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name.endswith("efficiency"):
+                if not 0 < value <= 1:
+                    raise ScenarioError(f"latency profile: {f.name} must be in (0, 1], got {value}")
+            elif value < 0:
+                raise ScenarioError(f"latency profile: {f.name} must be >= 0, got {value}")
+
+
+@dataclass(frozen=True, slots=True)
 class LatencyProfile:
     name: str
     source: str
@@ -57,6 +97,26 @@ class LatencyProfile:
     # hide them behind GPU time; False (profiles fitted or set as one sum of both, as every
     # profile before the async engine was) keeps the sum under async scheduling too
     host_overlap: bool = False
+    form: str = "roofline"
+    # what a trained profile was fitted on: {"models": [...], "gpus": [...],
+    # "tensor_parallel": [...]}; empty for a hand-set profile
+    training_data: dict = dataclasses.field(default_factory=dict)
+    # the raw ``error_band`` section (read by ``sim.error_band``); empty when there is none
+    error_band: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def coefficient_type(self) -> type:
+        return OperatorCoefficients if self.form == "operators" else Coefficients
+
+    def in_training_data(self, *, model: str, gpu: str, tensor_parallel: int) -> dict | None:
+        """For each of model, GPU and TP degree: was it in the data this profile was trained
+        on? None for a profile that was not trained on runs (hand-set or per-configuration)."""
+        data = self.training_data
+        if not data:
+            return None
+        return {"model": model in data.get("models", ()),
+                "gpu": gpu in data.get("gpus", ()),
+                "tensor_parallel": tensor_parallel in data.get("tensor_parallel", ())}
 
     def _matching(self, context: dict) -> list[tuple[dict, dict]]:
         """The overrides that apply, least specific first (later ones win)."""
@@ -73,13 +133,13 @@ class LatencyProfile:
         matching = self._matching(context)
         return dict(matching[-1][0]) if matching else None
 
-    def resolve(self, **context: object) -> Coefficients:
+    def resolve(self, **context: object) -> Coefficients | OperatorCoefficients:
         """Coefficients for one (gpu, model, tensor_parallel, weight_dtype, interconnect)."""
         merged = dict(self.coefficients)
         for _, coeffs in self._matching(context):
             merged.update(coeffs)
         try:
-            return Coefficients(**merged)
+            return self.coefficient_type(**merged)
         except TypeError as exc:
             raise ScenarioError(f"latency profile {self.name!r}: {exc}") from None
 
@@ -87,7 +147,11 @@ class LatencyProfile:
 def _parse(data: object, where: str) -> LatencyProfile:
     if not isinstance(data, dict) or "coefficients" not in data:
         raise ScenarioError(f"{where}: a latency profile needs a `coefficients` mapping")
-    known = {f.name for f in dataclasses.fields(Coefficients)}
+    form = data.get("form", "roofline")
+    if form not in FORMS:
+        raise ScenarioError(f"{where}: form must be one of {list(FORMS)}, got {form!r}")
+    known = {f.name for f in dataclasses.fields(
+        OperatorCoefficients if form == "operators" else Coefficients)}
     overrides = []
     for i, item in enumerate(data.get("overrides") or []):
         match, coeffs = item.get("match", {}), item.get("coefficients", {})
@@ -113,12 +177,23 @@ def _parse(data: object, where: str) -> LatencyProfile:
         coefficients=dict(data["coefficients"]),
         overrides=tuple(overrides),
         host_overlap=overlap,
+        form=form,
+        training_data=_mapping(data, "training_data", where),
+        error_band=_mapping(data, "error_band", where),
     )
 
 
+def _mapping(data: dict, key: str, where: str) -> dict:
+    value = data.get(key) or {}
+    if not isinstance(value, dict):
+        raise ScenarioError(f"{where}: {key} must be a mapping, got {type(value).__name__}")
+    return value
+
+
 @lru_cache(maxsize=32)
-def load_profile(name_or_path: str = "default") -> LatencyProfile:
+def load_profile(name_or_path: str = "roofline") -> LatencyProfile:
     """A shipped profile by name (``sim/catalog/profiles/<name>.yaml``) or a YAML file path."""
+    name_or_path = ALIASES.get(name_or_path, name_or_path)
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") and path.exists():
         text, where = path.read_text(), str(path)

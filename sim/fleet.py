@@ -22,9 +22,9 @@ from sim.kv_state import waste_shares
 from sim.record import RequestRecord, records_frame
 from sim.route_table import UNROUTED, RouteTable
 from sim.run import (
-    Deployment, RunOutcome, add_trace_summary, check_replayed, hits_by_tier, quality_figures,
-    quality_summary, replica_busy_fraction, request_figures, resolve, simulate_pool, summarize,
-    workload_source,
+    Deployment, RunOutcome, add_trace_summary, check_replayed, hits_by_tier, prediction_summary,
+    quality_figures, quality_summary, replica_busy_fraction, request_figures, resolve,
+    simulate_pool, summarize, workload_source,
 )
 from sim.scenario import Scenario
 from sim.session_workload import SessionWorkload
@@ -177,6 +177,7 @@ def fleet_summary(scenario: Scenario, deployments: tuple[Deployment, ...],
                                      if len(merged.records) else 0.0)
     # A replica's blocks count once per replica: merged.num_gpu_blocks is the fleet's total.
     per_replica = replace(merged, replicas=1)
+    figures = request_figures(scenario, merged, duration)
     return {
         "scenario": scenario.name,
         "seed": scenario.seed,
@@ -188,7 +189,8 @@ def fleet_summary(scenario: Scenario, deployments: tuple[Deployment, ...],
                                                for d in deployments)),
         "fleet": {"pools": list(pools), "routes": [r.model_dump(exclude_defaults=True)
                                                    for r in scenario.fleet.routes]},
-        **request_figures(scenario, merged, duration),
+        **figures,
+        "prediction": prediction_summary(deployments, figures),
         "kv": {
             "num_gpu_blocks": merged.num_gpu_blocks,
             "mean_utilization": metrics.kv_mean_utilization(per_replica, duration),

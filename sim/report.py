@@ -36,7 +36,34 @@ def _latency_rows(summary: dict) -> list[str]:
 def _profile_line(profile: dict) -> str:
     if profile.get("calibrated_for_this_configuration"):
         return f"{profile['name']} (fitted to measurements of this model, GPU and TP)"
+    if profile.get("form") == "operators":
+        return f"{profile['name']} (per-operator model trained across models)"
     return f"{profile['name']} (roofline, uncalibrated for this configuration)"
+
+
+def _prediction_lines(prediction: dict | None) -> list[str]:
+    """Whether the configuration was in the latency model's training data, and the range the
+    headline latencies may really fall in."""
+    if not prediction:
+        return []
+    seen = prediction["in_training_data"]
+    if isinstance(seen, dict):
+        marks = ", ".join(f"{label} {'yes' if seen[key] else 'NO'}" for key, label in
+                          (("model", "model"), ("gpu", "GPU"), ("tensor_parallel", "TP")))
+        lines = [f"trust      in the latency model's training data: {marks}"]
+    else:
+        lines = []
+    band = prediction["band"]
+    if band is None:
+        return lines + [f"           no error band: {prediction['band_basis']}"]
+    ranges = []
+    for metric, stat, label in (("ttft_ms", "p95", "p95 TTFT"), ("tpot_ms", "p95", "p95 TPOT"),
+                                ("e2e_ms", "mean", "mean E2E")):
+        r = band.get(metric, {}).get(stat)
+        if r is not None:
+            ranges.append(f"{label} {_latency(r['low'])}-{_latency(r['high'])}")
+    return lines + [f"range      {'; '.join(ranges)} ms (from errors on runs the model was "
+                    "not trained on)"]
 
 
 def _engine_line(engine: dict) -> str:
@@ -109,6 +136,7 @@ def format_table(summary: dict) -> str:
         "",
         "latency (ms unless marked)",
         *_latency_rows(summary),
+        *_prediction_lines(summary.get("prediction")),
         "",
         *_endpoint_rows(summary.get("by_endpoint")),
         "",

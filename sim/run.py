@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -13,10 +13,12 @@ from sim.batching_policy import BatchingPolicy
 from sim.cost import FleetPrice, cost_summary
 from sim.dtypes import resolve_kv_dtype
 from sim.engine import EngineSetup, SimulationResult, simulate
+from sim.error_band import ErrorBand, band_from_section
 from sim.errors import ScenarioError
 from sim.gateway import GatewayPolicy
 from sim.gpu import GpuSpec, load_gpu
 from sim.latency_model import LatencyModel
+from sim.operator_latency_model import OperatorLatencyModel
 from sim.kv_state import waste_shares
 from sim.latency_profile import LatencyProfile, load_profile
 from sim.memory_plan import MemoryPlan, kv_bytes_per_token_per_gpu, plan_memory
@@ -84,7 +86,7 @@ def resolve(scenario: Scenario) -> Deployment:
     )
     profile = _profile(eng.latency_profile, gpu=gpu.id, model=model.id,
                        tensor_parallel=hw.tensor_parallel, weight_dtype=eng.weight_dtype,
-                       interconnect=gpu.interconnect)
+                       interconnect=gpu.interconnect, on_gpu=is_gpu(gpu))
     coefficients = profile.resolve(
         gpu=gpu.id,
         model=model.id,
@@ -92,7 +94,8 @@ def resolve(scenario: Scenario) -> Deployment:
         weight_dtype=eng.weight_dtype,
         interconnect=gpu.interconnect,
     )
-    latency = LatencyModel(
+    model_class = OperatorLatencyModel if profile.form == "operators" else LatencyModel
+    latency = model_class(
         model,
         gpu,
         coefficients,
@@ -220,15 +223,17 @@ def _limits(eng: EngineSpec, max_model_len: int) -> SchedulerLimits:
 
 
 def _profile(name: str, **config: object) -> LatencyProfile:
-    """The profile a scenario names; ``auto`` is the shipped ``calibrated`` profile when it has
-    an override fitted to this configuration, and the uncalibrated ``default`` otherwise."""
+    """The profile a scenario names. ``auto`` is the shipped ``calibrated`` profile where it
+    has an override fitted to this very configuration (measured steps of this model on this
+    GPU), else on a GPU the ``trained`` profile (fitted across models, valid for any shape),
+    else (a CPU) the hand-set ``roofline``."""
     if name != "auto":
         return load_profile(name)
     calibrated = load_profile("calibrated")
     matched = calibrated.most_specific_match(**config)
     if matched and {"gpu", "model"} <= matched.keys():
         return calibrated
-    return load_profile("default")
+    return load_profile("trained" if config.get("on_gpu") else "roofline")
 
 
 def _batching(eng: EngineSpec) -> BatchingPolicy | None:
@@ -393,6 +398,7 @@ def summarize(deployment: Deployment, result: SimulationResult) -> dict:
     completed = records[records["status"] == "completed"]
     output_tokens = int(completed["output_tokens"].sum())
     total_tokens = output_tokens + int(completed["prompt_tokens"].sum())
+    figures = request_figures(scenario, result, duration)
     return {
         "scenario": scenario.name,
         "seed": scenario.seed,
@@ -404,7 +410,8 @@ def summarize(deployment: Deployment, result: SimulationResult) -> dict:
         "max_model_len": deployment.setup.max_model_len,
         "latency_profile": _profile_summary(deployment),
         "engine": _engine_summary(deployment.engine, deployment.setup.limits),
-        **request_figures(scenario, result, duration),
+        **figures,
+        "prediction": prediction_summary([deployment], figures),
         "kv": {
             "num_gpu_blocks": result.num_gpu_blocks,
             "block_size": deployment.setup.limits.block_size,
@@ -504,8 +511,32 @@ def _profile_summary(deployment: Deployment) -> dict:
         weight_dtype=deployment.scenario.engine.weight_dtype,
         interconnect=deployment.gpu.interconnect)
     return {"name": deployment.profile.name, "source": deployment.profile.source,
-            "matched": matched,
+            "form": deployment.profile.form, "matched": matched,
             "calibrated_for_this_configuration": bool(matched and {"gpu", "model"} <= matched.keys())}
+
+
+def prediction_summary(deployments: Sequence[Deployment], figures: dict) -> dict:
+    """How far to trust the latencies: whether the model, the GPU and the TP degree were in
+    the data each pool's latency profile was trained on, and the range the latencies may
+    really fall in (``sim.error_band``; a fleet's is the widest of its pools'), or why there
+    is none."""
+    seen_by_pool, bands = [], []
+    for d in deployments:
+        seen = d.profile.in_training_data(model=d.model.id, gpu=d.gpu.id,
+                                          tensor_parallel=d.scenario.hardware.tensor_parallel)
+        seen_by_pool.append(seen)
+        bands.append(None if seen is None else
+                     band_from_section(d.profile.error_band, seen["gpu"],
+                                       f"profile {d.profile.name}"))
+    names = "+".join(dict.fromkeys(d.profile.name for d in deployments))
+    seen = seen_by_pool[0] if len(deployments) == 1 else seen_by_pool
+    if any(band is None for band in bands):
+        reason = ("the latency profile carries no error band (it was set by hand or fitted to "
+                  "one configuration, not validated on runs it was not trained on)")
+        return {"profile": names, "in_training_data": seen, "band": None, "band_basis": reason}
+    band = bands[0] if len(bands) == 1 else ErrorBand.widest(bands)
+    return {"profile": names, "in_training_data": seen, "band": band.ranges(figures),
+            "band_basis": band.basis}
 
 
 def _engine_summary(eng: EngineSpec, limits: SchedulerLimits) -> dict:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import subprocess
 import sys
 import time
@@ -33,16 +32,19 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from calibrate.deployment_runs import (MAX_MODEL_LEN, leading_int, mean_figures,  # noqa: E402,F401
+                                       median_template_extra, parse_stages, stage_of,
+                                       template_extra)
+from calibrate.deployment_runs import extra_prompt_tokens as runs_extra_prompt_tokens  # noqa: E402
+from calibrate.deployment_runs import scenario_for as runs_scenario_for  # noqa: E402
 from sim.run import run_scenario  # noqa: E402
 from sim.scenario import parse_scenario  # noqa: E402
 
 DATA = ROOT / "calibrate" / "data" / "vllm_h100_runs"
 STEPS = ROOT / "calibrate" / "data" / "h100_vllm_steps" / "enriched_steps.parquet"
 BEFORE_CSV = ROOT / "benchmarks" / "results" / "vllm_h100_replay-before.csv"
-MAX_MODEL_LEN = 4096  # every run that recorded it; the others are assumed alike (README)
 SATURATED_TTFT_MS = 10_000.0  # a stage whose simulated mean TTFT passes this has saturated
 METRICS = ("e2e", "ttft", "itl")
-_STAGE = re.compile(r"^\s*([0-9.]+)\s*rps\s*x\s*([0-9.]+)\s*s\s*$")
 
 
 # ---- the data -------------------------------------------------------------------------------
@@ -55,48 +57,19 @@ def load_stages() -> pd.DataFrame:
     return pd.read_csv(DATA / "stages.csv")
 
 
-def parse_stages(text: str) -> list[dict[str, float]]:
-    """``"5rps x 600s;10rps x 600s"`` -> ``[{rate_per_s: 5, duration_s: 600}, ...]``."""
-    stages = []
-    for part in text.split(";"):
-        match = _STAGE.match(part)
-        if match is None:
-            raise ValueError(
-                f"cannot read stage {part!r} of {text!r}: expected 'RATErps x SECONDSs'")
-        stages.append({"rate_per_s": float(match[1]), "duration_s": float(match[2])})
-    return stages
-
-
-def leading_int(value: Any) -> int:
-    """``128`` or ``"128 (not in CSV; ...)"`` -> 128: some settings carry a note."""
-    match = re.match(r"\s*(\d+)", str(value))
-    if match is None:
-        raise ValueError(f"no number at the start of {value!r}")
-    return int(match[1])
-
-
-def template_extra(row: pd.Series | dict) -> float | None:
-    """Measured prompt tokens beyond system prompt + question (chat template and the like)."""
-    measured = row.get("prompt_tokens_mean")
-    if measured is None or pd.isna(measured):
-        return None
-    return float(measured) - row["system_prompt_tokens"] - row["question_tokens"]
-
-
-def median_template_extra(runs: pd.DataFrame) -> float:
-    """The extra of the runs that measured their prompts, for the runs that did not."""
-    extras = [e for e in (template_extra(row) for _, row in runs.iterrows()) if e is not None]
-    return float(np.median(extras))
-
-
 @lru_cache(maxsize=1)
 def _bundled_median_extra() -> float:
     return median_template_extra(load_runs())
 
 
 def extra_prompt_tokens(row: pd.Series | dict) -> int:
-    extra = template_extra(row)
-    return round(extra if extra is not None else _bundled_median_extra())
+    """The chat template's tokens of a run: measured, or the bundled runs' median."""
+    return runs_extra_prompt_tokens(dict(row), _bundled_median_extra())
+
+
+def scenario_for(row: pd.Series | dict) -> dict:
+    """The servesim scenario that rebuilds one measured run (``calibrate.deployment_runs``)."""
+    return runs_scenario_for(dict(row) | {"template_extra_tokens": extra_prompt_tokens(row)})
 
 
 @lru_cache(maxsize=1)
@@ -107,70 +80,6 @@ def step_fitted_runs() -> frozenset[str]:
 
 
 # ---- one run --------------------------------------------------------------------------------
-
-def scenario_for(row: pd.Series | dict) -> dict:
-    """The servesim scenario that rebuilds one measured run (validate with parse_scenario)."""
-    engine: dict[str, Any] = {
-        "scheduler": "continuous",
-        "max_num_seqs": leading_int(row["max_num_seqs"]),
-        "max_num_batched_tokens": int(row["max_num_batched_tokens"]),
-        "max_model_len": MAX_MODEL_LEN,
-        "block_size": 16,
-        "chunked_prefill": True,
-        "prefix_caching": True,
-        "weight_dtype": row["weights"],
-        "latency_profile": "auto",
-    }
-    if not pd.isna(row["total_kv_blocks_gpu"]):  # else the memory planner sizes the cache
-        engine["num_gpu_blocks"] = int(row["total_kv_blocks_gpu"])
-    # the release decides async scheduling, admission and CUDA-graph sizes
-    engine["vllm_version"] = str(row["vllm_version"]).removeprefix("v")
-    if float(row["cpu_kv_offload_gib"] or 0) > 0:
-        engine["cpu_offload_gib"] = float(row["cpu_kv_offload_gib"])
-    return {
-        "name": row["run_id"],
-        "seed": 0,
-        "model": row["model"],
-        "hardware": {
-            "gpu": row["gpu"],
-            "tensor_parallel": int(row["tensor_parallel"]),
-            "replicas": int(row["data_parallel"]),
-            "gpu_memory_utilization": float(row["gpu_memory_utilization"]),
-        },
-        "engine": engine,
-        "workload": {
-            "stages": parse_stages(row["stages"]),
-            "shared_prefix": {
-                "num_groups": int(row["prefix_groups"]),
-                "prompts_per_group": int(row["prompts_per_group"]),
-                "system_prompt_tokens": int(row["system_prompt_tokens"]),
-                "question_tokens": int(row["question_tokens"]) + extra_prompt_tokens(row),
-                # replies cannot be given their real spread (not published): all at the mean
-                "output_tokens": round(float(row["output_tokens_mean"])),
-                "repeat_questions": True,  # inference-perf cycles through a fixed prompt set
-            },
-            # the load generator asks for ignore_eos and max_tokens: every reply stops at its
-            # length limit, which the engine sees coming
-            "max_tokens": round(float(row["output_tokens_mean"])),
-        },
-    }
-
-
-def mean_figures(frame: pd.DataFrame) -> dict[str, float]:
-    """Mean E2E and TTFT of completed requests, and ITL by the data's own definition."""
-    if frame.empty:
-        return {metric: float("nan") for metric in METRICS}
-    e2e = float(frame["e2e_s"].mean() * 1e3)
-    ttft = float(frame["ttft_s"].mean() * 1e3)
-    outputs = float(frame["output_tokens"].mean())
-    itl = (e2e - ttft) / (outputs - 1) if outputs > 1 else float("nan")
-    return {"e2e": e2e, "ttft": ttft, "itl": itl}
-
-
-def stage_of(arrival_s: np.ndarray, stages: list[dict[str, float]]) -> np.ndarray:
-    ends = np.cumsum([stage["duration_s"] for stage in stages])
-    return np.minimum(np.searchsorted(ends, arrival_s, side="right"), len(stages) - 1)
-
 
 def simulate_run(row: dict) -> dict:
     """Simulate one run; its simulated means, per stage too, and what the engine did."""
@@ -195,6 +104,7 @@ def simulate_run(row: dict) -> dict:
         "prefix_cache_hit_rate": summary["kv"]["prefix_cache_hit_rate"],
         "preemptions": summary["kv"]["preemptions"],
         "profile_calibrated": summary["latency_profile"]["calibrated_for_this_configuration"],
+        "profile_trained_on_run": _trained_on(summary, row["run_id"]),
         "wall_s": time.perf_counter() - started,
     }
 
@@ -205,11 +115,20 @@ def ape(simulated: float, measured: float) -> float:
     return abs(simulated - measured) / measured * 100.0
 
 
-def held_out(run_id: str, profile_calibrated: bool) -> str:
+def _trained_on(summary: dict, run_id: str) -> bool:
+    """Whether a profile trained on runs (the per-operator ``trained``) saw this run: it was
+    trained on every bundled run that was not overloaded, of every model it lists."""
+    seen = summary["prediction"]["in_training_data"]
+    return bool(seen and seen["model"])
+
+
+def held_out(run_id: str, profile_calibrated: bool, trained_on_run: bool = False) -> str:
     if run_id in step_fitted_runs():
         return "no: its steps fitted the profile"
     if profile_calibrated:
         return "no: profile fitted to this configuration"
+    if trained_on_run:
+        return "no: the trained profile saw this model's runs"
     return "yes"
 
 
@@ -221,7 +140,8 @@ def result_row(run: pd.Series, stages: pd.DataFrame, sim: dict) -> dict:
         "replicas": int(run["data_parallel"]), "workload": run["workload"],
         "max_num_batched_tokens": int(run["max_num_batched_tokens"]),
         "overloaded": run["overloaded"],
-        "held_out": held_out(run["run_id"], sim["profile_calibrated"]),
+        "held_out": held_out(run["run_id"], sim["profile_calibrated"],
+                             sim.get("profile_trained_on_run", False)),
     }
     measured = {metric: float(run[f"{metric}_mean_ms"]) for metric in METRICS}
     for metric in METRICS:

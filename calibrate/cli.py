@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from calibrate.errors import CalibrationError
-from calibrate.profile_file import profile_document, write_profile
+from calibrate.profile_file import profile_document, trained_document, write_profile
 from calibrate.profile_fit import ProfileFit, fit_profile, held_out_errors, median_ape
 from calibrate.replay import (comparison, deployment_for, errors_of, latencies, simulated_latencies,
                              with_coefficients)
@@ -142,6 +142,64 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     fit.add_argument("--no-per-config", dest="per_config", action="store_false",
                      help="only the cross-configuration fit, no per-configuration overrides")
     fit.set_defaults(handler=_fit)
+
+    fit_runs = jobs.add_parser(
+        "fit-runs", help="train the per-operator model on measured runs' mean latencies",
+        description="Train the per-operator step-time model's global coefficients on runs "
+        "given as whole-run and per-stage figures (the format of calibrate/data/vllm_h100_runs: "
+        "RUNS.csv, and stages.csv beside it). Every evaluation simulates every run's load; "
+        "simulated points are cached, so an interrupted fit resumes. Overloaded runs are not "
+        "fitted. See docs/calibration.md.")
+    fit_runs.add_argument("runs", type=Path, help="RUNS.csv")
+    fit_runs.add_argument("--out", type=Path, required=True, help="profile YAML file to write")
+    fit_runs.add_argument("--stages", type=Path,
+                          help="per-stage figures (default: stages.csv beside RUNS.csv, if any)")
+    fit_runs.add_argument("--hold-out", action="append", default=[], metavar="MODEL",
+                          help="leave this model's runs out of the fit (repeatable)")
+    fit_runs.add_argument("--name", default="trained", help="the profile's name")
+    fit_runs.add_argument("--start",
+                          help="per-operator profile the search starts from (default: the "
+                          "built-in physical priors)")
+    fit_runs.add_argument("--cache", type=Path,
+                          help="file of simulated points to reuse and extend (default: "
+                          "OUT with .cache.jsonl)")
+    fit_runs.add_argument("--workers", type=int, help="processes (default: every core)")
+    fit_runs.add_argument("--executor", choices=["local", "ray"], default="local",
+                          help="run the simulations on this machine or a Ray cluster")
+    fit_runs.add_argument("--max-evaluations", type=int, default=12,
+                          help="search steps at most (each simulates every run ~11 times)")
+    fit_runs.set_defaults(handler=_fit_runs_command)
+
+
+def _fit_runs_command(args: argparse.Namespace) -> int:
+    from calibrate.deployment_runs import read_runs
+    from calibrate.operator_fit import FREE, fit_runs, start_coefficients, training_data
+
+    runs = read_runs(args.runs, args.stages)
+    known = {run.model for run in runs}
+    unknown = [m for m in args.hold_out if m not in known]
+    if unknown:
+        raise CalibrationError(f"--hold-out {unknown[0]}: no run of that model in {args.runs} "
+                               f"(models: {', '.join(sorted(known))})")
+    kept = [run for run in runs if run.model not in args.hold_out]
+    if args.workers is not None and args.workers < 1:
+        raise CalibrationError(f"--workers must be at least 1, got {args.workers}")
+    _writable(args.out)
+    cache = args.cache or args.out.with_suffix(".cache.jsonl")
+    print(f"fitting {len(FREE)} coefficients to {sum(not r.overloaded for r in kept)} "
+          f"runs ({sum(r.overloaded for r in kept)} overloaded left out); cache {cache}",
+          flush=True)
+    fit = fit_runs(kept, start_coefficients(args.start), cache=cache, workers=args.workers,
+                   executor=args.executor, max_evaluations=args.max_evaluations)
+    fitted_runs = [run for run in kept if run.run_id in fit.runs]
+    source = (f"Trained by servesim calibrate fit-runs on {len(fit.runs)} runs of {args.runs.name}"
+              + (f", holding out {', '.join(args.hold_out)}" if args.hold_out else "")
+              + f" ({fit.evaluations} evaluations, {fit.simulations} simulations)")
+    write_profile(args.out, trained_document(args.name, source, fit.coefficients,
+                                             training_data(fitted_runs)),
+                  written_by="`servesim calibrate fit-runs`")
+    print(f"wrote {args.out}")
+    return 0
 
 
 def _add_engine_identity(parser: argparse.ArgumentParser) -> None:

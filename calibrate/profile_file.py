@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from sim.latency_profile import Coefficients
+from sim.latency_profile import Coefficients, OperatorCoefficients
 
 
 def _number(value: float) -> float:
@@ -20,7 +20,7 @@ def _number(value: float) -> float:
     return 0.0 if abs(value) < 1e-6 else float(f"{value:.4g}")
 
 
-def _values(c: Coefficients) -> dict[str, float]:
+def _values(c: Coefficients | OperatorCoefficients) -> dict[str, float]:
     return {f.name: _number(getattr(c, f.name)) for f in dataclasses.fields(c)}
 
 
@@ -35,8 +35,19 @@ def profile_document(name: str, source: str, base: Coefficients,
     return {"name": name, "source": source, "coefficients": base_values, "overrides": items}
 
 
+def trained_document(name: str, source: str, coefficients: OperatorCoefficients,
+                     training_data: dict, error_band: dict | None = None) -> dict:
+    """A per-operator profile: one set of coefficients for every model and GPU, what it was
+    trained on, and (once measured) its error band."""
+    document = {"name": name, "form": "operators", "source": source,
+                "coefficients": _values(coefficients), "training_data": training_data}
+    if error_band:
+        document["error_band"] = error_band
+    return document
+
+
 def write_profile(path: Path, document: dict,
                   written_by: str = "`servesim calibrate fit`") -> None:
     header = (f"# A fitted latency profile (written by {written_by}); the format of\n"
-              "# sim/catalog/profiles/default.yaml. Use it with engine.latency_profile: <path>.\n")
+              "# sim/catalog/profiles/roofline.yaml. Use it with engine.latency_profile: <path>.\n")
     path.write_text(header + yaml.safe_dump(document, sort_keys=False, width=100))

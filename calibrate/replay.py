@@ -30,17 +30,22 @@ METRICS = ("TTFT", "TPOT", "E2E")
 STATS = ("mean", "p50", "p90", "p99")
 
 
-def deployment_for(run: RequestRun, profile: str = "default") -> Deployment:
+def deployment_for(run: RequestRun, profile: str = "default",
+                   vllm_version: str | None = None) -> Deployment:
+    """The run's deployment. Without ``vllm_version`` it is replayed as the per-configuration
+    profiles were fitted: a synchronous engine without CUDA-graph padding. With it, the engine
+    behaves as that release did (async scheduling, graphs), as the trained per-operator
+    profile expects."""
     c = run.config
     engine: dict = {
         "max_num_seqs": c.max_num_seqs, "max_num_batched_tokens": c.max_num_batched_tokens,
         "block_size": c.block_size, "prefix_caching": c.prefix_caching,
         "weight_dtype": c.weight_dtype, "latency_profile": profile,
-        # Replayed as the shipped profiles were fitted: a synchronous engine without CUDA-graph
-        # padding. The GPU runs (vLLM 0.19) scheduled asynchronously in reality; refitting
-        # them with the engine's async and graph behaviours is the job of the cross-model fit.
-        "async_scheduling": False, "enforce_eager": True,
     }
+    if vllm_version is None:
+        engine |= {"async_scheduling": False, "enforce_eager": True}
+    else:
+        engine["vllm_version"] = vllm_version
     if c.num_gpu_blocks:
         engine["num_gpu_blocks"] = c.num_gpu_blocks
     if c.max_model_len:

@@ -8,6 +8,7 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from sim.capacity_command import add_capacity_command
 from sim.errors import ScenarioError, UserError
 from sim.plan_command import add_plan_command
 from sim.progress_bar import ProgressBar
@@ -72,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=_catalog_handler(name))
     add_traces_commands(commands)
     add_plan_command(commands)
+    add_capacity_command(commands)
     add_sweep_command(commands)
     _add_plugin_commands(commands)
     return parser
@@ -185,6 +187,8 @@ def _catalog_rows(name: str) -> list[dict]:
                 "id": g.id, "hbm_gib": round(g.hbm_gib, 2), "bandwidth_gb_s": g.mem_bandwidth_gb_per_s,
                 "bf16_tflops": g.bf16_tflops, "fp8_tflops": g.fp8_tflops or "-",
                 "interconnect": g.interconnect,
+                "interconnect_generation": g.interconnect_generation or "-",
+                "source_date": g.source_date or "-",
             }
             for g in map(load_gpu, list_gpus())
         ]

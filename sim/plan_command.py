@@ -37,6 +37,10 @@ def add_plan_command(commands: argparse._SubParsersAction) -> None:
                       help=f"how many seeds each answer must hold in (default {DEFAULT_SEEDS})")
     plan.add_argument("--set", dest="overrides", action="append", default=[],
                       metavar="KEY=VALUE", help="override a scenario value (repeatable)")
+    plan.add_argument("--slo-margin", choices=["none", "band"], default="none",
+                      help="band: judge each run at the slow end of its latency error band "
+                      "(the spread of the latency model's errors on runs it was not trained "
+                      "on) instead of the predicted figure (default none)")
     plan.add_argument("--format", choices=["table", "json"], default="table")
     plan.add_argument("--out", type=Path, help="folder for plan.csv, plan.json, pareto.png "
                       "and winner.yaml (default: <scenario name>-plan)")
@@ -61,16 +65,36 @@ def run_plan_command(args: argparse.Namespace) -> int:
     executor = make_executor(args.executor, workers=args.workers, address=args.address)
     started = time.perf_counter()
     with ProgressBar(not args.no_progress, "candidate", "planning", len(space)) as progress:
-        plans = plan(scenario, space, seeds, executor, progress)
+        plans = plan(scenario, space, seeds, executor, progress, slo_margin=args.slo_margin)
     wall_s = time.perf_counter() - started
     out = args.out or Path(f"{scenario.name}-plan")
     written = write_plan_files(out, scenario, plans)
+    note = _margin_note(args.slo_margin, plans)
     if args.format == "json":
         print(json.dumps([p.row() for p in plans], indent=2))
         print(f"servesim: plan files in {out}", file=sys.stderr)
+        if note:
+            print(f"servesim: {note}", file=sys.stderr)
     else:
         print(format_plan_table(scenario, plans, seeds, wall_s, written))
+        if note:
+            print("\n" + note)
     return 0
+
+
+def _margin_note(margin: str, plans: list) -> str:
+    """What --slo-margin band judged, and which candidates it could not apply to (their latency
+    profile has no error band, so their verdict is the predicted figure's)."""
+    if margin != "band":
+        return ""
+    missing = [p.candidate for p in plans if p.band_missing]
+    note = ("SLO verdicts use the slow end of each run's latency error band (--slo-margin band); "
+            "the latencies shown are the predicted ones")
+    if missing:
+        names = ", ".join(f"{c.gpu} {c.weight_dtype} TP {c.tensor_parallel}" for c in missing)
+        note += (f". No error band for {names} (its latency profile carries none): judged on "
+                 "the predicted figures")
+    return note
 
 
 def _space(args: argparse.Namespace, scenario) -> list:

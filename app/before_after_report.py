@@ -22,8 +22,10 @@ import pandas as pd
 from sim.cost import HOURS_PER_MONTH
 
 from app.compare_charts import cost_at_slo_chart, latency_chart
-from app.compare_figures import (Column, assumptions, change_text, figure_rows, format_change,
-                                 format_value, headline, sources)
+from app.compare_figures import (BANDED, Column, assumptions, change_text, figure_range,
+                                 figure_rows, format_change, format_value, headline, sources,
+                                 uncertainty_lines)
+from app.prediction_note import range_text
 from app.compare_inputs import SloTarget
 from app.scenario_io import file_stem
 
@@ -98,7 +100,8 @@ def build_report(columns: list[Column], slo: SloTarget, curve: pd.DataFrame | No
         f"<h1>{_e(title)}</h1>",
         f"<p class='meta'>Generated {generated.isoformat()} with servesim. Baseline: "
         f"<b>{_e(names[0])}</b>. SLO for every column: {_e(slo.describe())}.</p>",
-        _section("In short", _bullets(headline(columns, rows) + _capacity_lines(best))),
+        _section("In short", _bullets(headline(columns, rows) + uncertainty_lines(columns)
+                                      + _capacity_lines(best))),
         _section("Cost, latency and quality at the baseline's load", _figure_table(columns, rows)),
         _section("Cost per 1M tokens at equal SLO", _best_table(best) + _images(
             pngs, ["cost-per-1m-tokens-at-slo.png"])),
@@ -157,7 +160,11 @@ def _figure_table(columns: list[Column], rows: list[dict]) -> str:
             slo_class = ""
             if row["figure"] == "meets the SLO":
                 slo_class = " class='better'" if row["values"][i] else " class='worse'"
-            cells.append(f"<td{slo_class}>{_e(value)}</td>")
+            pair = figure_range(columns[i], row["figure"]) if row["values"][i] is not None \
+                else None
+            band = (f"<br><span class='range'>range {_e(range_text(*pair))}</span>"
+                    if pair else "")
+            cells.append(f"<td{slo_class}>{_e(value)}{band}</td>")
             if i:
                 verdict = row["verdict"][i]
                 css = f" class='{verdict}'" if verdict else ""
@@ -165,7 +172,16 @@ def _figure_table(columns: list[Column], rows: list[dict]) -> str:
         lines.append("<tr>" + "".join(cells) + "</tr>")
     return (f"<table>{''.join(lines)}</table><p class='note'>Green: better than the baseline; "
             f"red: worse. $ per 1M tokens counts input and output tokens. The monthly bill is the "
-            f"fleet's hourly price × {HOURS_PER_MONTH:.0f} hours.</p>")
+            f"fleet's hourly price × {HOURS_PER_MONTH:.0f} hours.{_range_note(columns)}</p>")
+
+
+def _range_note(columns: list[Column]) -> str:
+    """What the ranges under the latencies mean, where any column has one."""
+    if not any(figure_range(c, label) for c in columns for label in BANDED):
+        return ""
+    return (" Range under a latency: where the real figure may fall, from the latency model's "
+            "errors on measured runs it was not trained on (see Sources); a change smaller "
+            "than the range's width is within the model's uncertainty.")
 
 
 def _best_table(best: pd.DataFrame | None) -> str:
@@ -213,7 +229,10 @@ def _method(notes: list[str] | None) -> list[str]:
     return [
         "Every figure is simulated by servesim, a discrete-event simulation of the serving "
         "engine (batching, KV cache, scheduling) with per-step latencies from the latency "
-        "profile named under Sources; the figures are estimates, not measurements.",
+        "profile named under Sources; the figures are estimates, not measurements. Where the "
+        "profile was validated on runs it was not trained on, each latency comes with the range "
+        "the real figure may fall in, and Sources says which of model, GPU and TP degree the "
+        "profile saw in training.",
         "Each column is the same workload and SLO with one change: the scenario files hold "
         "exactly what was simulated.",
         "Cost is GPU time at the listed price; it leaves out storage, network, staff and "
@@ -255,6 +274,7 @@ table.facts td { text-align: left; max-width: 320px; }
 td.better { background: #e3f4e3; color: #185c18; }
 td.worse { background: #fbe4e4; color: #8a1c1c; }
 .meta, .note { color: #555; font-size: 0.9em; }
+.range { color: #777; font-size: 0.85em; white-space: nowrap; }
 figure { display: inline-block; margin: 0.5em 1em 0.5em 0; }
 figcaption { font-size: 0.8em; color: #777; }
 """

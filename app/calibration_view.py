@@ -22,6 +22,7 @@ from sim.errors import ScenarioError
 from sim.gpu import load_gpu
 from sim.latency_profile import (MATCH_KEYS, Coefficients, LatencyProfile, list_profiles,
                                  load_profile)
+from sim.vllm_release import is_gpu
 
 PROFILE_DIR_ENV = "SERVESIM_PROFILE_DIR"
 MAX_PROFILE_BYTES = 200_000  # a profile is a page of YAML; anything bigger is the wrong file
@@ -30,11 +31,22 @@ COEFFICIENTS = tuple(f.name for f in dataclasses.fields(Coefficients))
 OPTIONAL_COEFFICIENTS = {f.name: f.default for f in dataclasses.fields(Coefficients)
                          if f.default is not dataclasses.MISSING}
 REQUIRED_COEFFICIENTS = tuple(c for c in COEFFICIENTS if c not in OPTIONAL_COEFFICIENTS)
+
+
+def coefficient_names(profile: LatencyProfile) -> tuple[str, ...]:
+    """The coefficients of the profile's form (roofline or per-operator), in order."""
+    return tuple(f.name for f in dataclasses.fields(profile.coefficient_type))
+
+
+def optional_coefficients(profile: LatencyProfile) -> dict[str, float]:
+    """The coefficients of the profile's form that have a default, with it."""
+    return {f.name: f.default for f in dataclasses.fields(profile.coefficient_type)
+            if f.default is not dataclasses.MISSING}
 MATCH_LABELS = {"model": "model", "gpu": "GPU", "tensor_parallel": "TP",
                 "weight_dtype": "weight format", "interconnect": "interconnect"}
 PROFILE_FORMAT_HINT = ("a profile is a YAML mapping with `name`, `source`, `coefficients` (all of "
                        + ", ".join(REQUIRED_COEFFICIENTS) + ") and optional `overrides` (each a "
-                       "`match` and `coefficients`), like sim/catalog/profiles/default.yaml")
+                       "`match` and `coefficients`), like sim/catalog/profiles/roofline.yaml")
 
 
 @dataclass(frozen=True)
@@ -89,10 +101,12 @@ def profile_from_text(text: str, where: str, folder: Path) -> LatencyProfile:
 def check_profile(profile: LatencyProfile, where: str) -> None:
     """What ``load_profile`` leaves to the first scenario that uses the profile: complete base
     coefficients, values in range, match values of the right type."""
-    missing = [c for c in REQUIRED_COEFFICIENTS if c not in profile.coefficients]
+    optional = optional_coefficients(profile)
+    required = [c for c in coefficient_names(profile) if c not in optional]
+    missing = [c for c in required if c not in profile.coefficients]
     if missing:
         raise ScenarioError(f"{where}: `coefficients` lacks {missing}; the base needs all of "
-                            f"{list(REQUIRED_COEFFICIENTS)} (overrides then change only some)")
+                            f"{required} (overrides then change only some)")
     contexts = [("coefficients", {})] + [(f"overrides[{i}]", match)
                                          for i, (match, _) in enumerate(profile.overrides)]
     for part, match in contexts:
@@ -174,7 +188,7 @@ def configuration_status(profile: LatencyProfile, model: str, gpu: str, tensor_p
                          weight_dtype: str) -> ConfigStatus:
     config = dict(model=model, gpu=gpu, tensor_parallel=tensor_parallel,
                   weight_dtype=weight_dtype, interconnect=load_gpu(gpu).interconnect)
-    default = load_profile("default").coefficients
+    default = load_profile("roofline").coefficients
     return ConfigStatus(
         config=config,
         calibrated=is_calibrated_for(profile, **config),
@@ -186,11 +200,17 @@ def configuration_status(profile: LatencyProfile, model: str, gpu: str, tensor_p
 
 
 def auto_profile_name(model: str, gpu: str, tensor_parallel: int, weight_dtype: str) -> str:
-    """The shipped profile ``engine.latency_profile: auto`` picks for this configuration."""
+    """The shipped profile ``engine.latency_profile: auto`` picks for this configuration, by
+    the rule of ``sim.run._profile``: ``calibrated`` where its most specific override is fitted
+    to this model on this GPU, else ``trained`` on a GPU and the hand-set ``roofline`` on a
+    CPU."""
+    device = load_gpu(gpu)
     calibrated = is_calibrated_for(load_profile("calibrated"), model=model, gpu=gpu,
                                    tensor_parallel=tensor_parallel, weight_dtype=weight_dtype,
-                                   interconnect=load_gpu(gpu).interconnect)
-    return "calibrated" if calibrated else "default"
+                                   interconnect=device.interconnect)
+    if calibrated:
+        return "calibrated"
+    return "trained" if is_gpu(device) else "roofline"
 
 
 def coefficient_table(profile: LatencyProfile) -> pd.DataFrame:
@@ -199,15 +219,15 @@ def coefficient_table(profile: LatencyProfile) -> pd.DataFrame:
     Match cells read "any" where the override does not constrain that key; coefficient cells are
     empty (None) where an override keeps the base value.
     """
+    names, optional = coefficient_names(profile), optional_coefficients(profile)
     rows = [{"applies to": "base: every configuration without an override",
              **{label: "any" for label in MATCH_LABELS.values()},
-             **{c: profile.coefficients.get(c, OPTIONAL_COEFFICIENTS.get(c))
-                for c in COEFFICIENTS}}]
+             **{c: profile.coefficients.get(c, optional.get(c)) for c in names}}]
     for i, (match, coeffs) in enumerate(profile.overrides):
         fitted = is_calibrated_for_match(match)
         rows.append({"applies to": f"override {i + 1}" + (" (calibration)" if fitted else ""),
                      **{label: str(match.get(key, "any")) for key, label in MATCH_LABELS.items()},
-                     **{c: coeffs.get(c) for c in COEFFICIENTS}})
+                     **{c: coeffs.get(c) for c in names}})
     return pd.DataFrame(rows)
 
 
@@ -247,7 +267,7 @@ def resolved_table(status: ConfigStatus, profile: LatencyProfile) -> pd.DataFram
             overridden |= set(coeffs)
     return pd.DataFrame([{"coefficient": c, "value": getattr(status.coefficients, c),
                           "from": "override" if c in overridden else "base"}
-                         for c in COEFFICIENTS])
+                         for c in coefficient_names(profile)])
 
 
 def describe_match(match: dict | None) -> str:

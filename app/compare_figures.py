@@ -16,6 +16,8 @@ import yaml
 from sim.comparison import change_pct, compare, lookup
 
 from app.compare_inputs import SloTarget, meets_slo
+from app.prediction_note import (band_basis, band_range, coverage_text, prediction, range_text,
+                                 trust_line, uncertainty_sentence)
 
 NO_CHANGE_PCT = 0.05  # changes smaller than this (in %) are noise in the last digit
 
@@ -45,6 +47,13 @@ FIGURES: list[tuple[str, str | tuple[str, ...], str, str]] = [
     ("monthly bill", "monthly bill", "$", "lower"),
     ("quality kept", "quality kept", "%", "higher"),
 ]
+
+
+# The latency rows the run's prediction gives a range for: label -> (summary metric, stat).
+BANDED = {"p95 TTFT": ("ttft_ms", "p95"), "p95 TPOT": ("tpot_ms", "p95"),
+          "p95 E2E": ("e2e_ms", "p95"), "p99 E2E": ("e2e_ms", "p99")}
+# What the per-setup latency bars show, in this order.
+BAR_FIGURES = ("p95 TTFT", "p95 TPOT", "p99 E2E")
 
 
 def _lookup(summary: dict, path: tuple[str, ...]) -> float | None:
@@ -83,6 +92,44 @@ def figure_rows(columns: list[Column], slo: SloTarget) -> list[dict]:
                  "change_pct": [None] * len(met),
                  "verdict": [""] + [_slo_verdict(met[0], m) for m in met[1:]]})
     return rows
+
+
+def figure_range(column: Column, label: str) -> tuple[float, float] | None:
+    """(low, high) ms the real figure ``label`` (a BANDED row) of a column may fall in."""
+    if label not in BANDED:
+        return None
+    return band_range(column.summary, *BANDED[label])
+
+
+def latency_bar_frame(columns: list[Column]) -> pd.DataFrame:
+    """One row per setup and latency figure of BAR_FIGURES: scenario, figure, value (ms) and
+    the range low/high (NaN where the run has no band), for the bars with error bars."""
+    rows = []
+    for column in columns:
+        for label in BAR_FIGURES:
+            metric, stat = BANDED[label]
+            value = (column.summary.get(metric) or {}).get(stat)
+            if value is None:
+                continue
+            pair = figure_range(column, label) or (float("nan"), float("nan"))
+            rows.append({"scenario": column.name, "figure": label, "value": float(value),
+                         "low": pair[0], "high": pair[1]})
+    return pd.DataFrame(rows, columns=["scenario", "figure", "value", "low", "high"])
+
+
+def uncertainty_lines(columns: list[Column]) -> list[str]:
+    """For each change: a sentence naming the banded latency figures whose change from the
+    baseline is smaller than the width of the latency model's range (none: no sentence)."""
+    base = columns[0].summary
+    lines = [uncertainty_sentence(column.name, base, column.summary, list(BANDED.values()))
+             for column in columns[1:]]
+    return [line for line in lines if line]
+
+
+def coverage_note(column: Column) -> str:
+    """"name: Latency model: trained (model ✓ …)"; "" for a summary without a prediction."""
+    line = trust_line(column.summary)
+    return f"{column.name}: {line}" if line else ""
 
 
 def _slo_verdict(base: bool, value: bool) -> str:
@@ -160,6 +207,10 @@ def headline(columns: list[Column], rows: list[dict]) -> list[str]:
             if old is None or new is None:
                 continue
             change = format_change(row["change_pct"][i])
+            ranges = [figure_range(columns[0], label), figure_range(column, label)]
+            if any(ranges):
+                change += "; ranges " + " and ".join(
+                    range_text(*pair) if pair else "none" for pair in ranges)
             parts.append(f"{label} {format_value(old, row['unit'])} → "
                          f"{format_value(new, row['unit'])} ({change})")
         quality = by_label["quality kept"]["values"][i]
@@ -234,8 +285,20 @@ def sources(column: Column) -> dict[str, str]:
         "prices": f"{cost.get('price_source', '–')} (as of {cost.get('price_as_of', '–')})",
         "latency profile": "; ".join(
             f"{profile.get('name')}: {profile.get('source')}" for profile in profiles) or "–",
+        **_prediction_sources(s),
         "quality": quality_text or "–",
     }
+
+
+def _prediction_sources(summary: dict) -> dict[str, str]:
+    """What the latency model was trained on and what its ranges rest on (why none)."""
+    section = prediction(summary)
+    if section is None:
+        return {"latency model's training data": "–", "latency ranges": "–"}
+    return {"latency model's training data":
+            f"{section.get('profile')}: {coverage_text(summary)}",
+            "latency ranges": (band_basis(summary) if section.get("band") is not None
+                               else f"none: {band_basis(summary)}")}
 
 
 def _profiles(summary: dict) -> list[dict]:

@@ -16,10 +16,12 @@ from sim.scenario import parse_scenario
 
 from app.compare_inputs import (LoadKnob, SloTarget, canonical_yaml, meets_slo, nominal_rate,
                                 with_load)
+from app.prediction_note import band_range
 
 CURVE_COLUMNS = ["scenario", "multiplier", "level", "offered_rps", "served_rps",
                  "output_tokens_per_s", "ttft_p95_ms", "tpot_p95_ms", "e2e_p95_ms", "slo_met",
-                 "usd_per_million_tokens", "output_tokens_per_usd", "usd_per_hour"]
+                 "usd_per_million_tokens", "output_tokens_per_usd", "usd_per_hour",
+                 "ttft_p95_low_ms", "ttft_p95_high_ms", "tpot_p95_low_ms", "tpot_p95_high_ms"]
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,17 @@ def point_row(point: PlannedPoint, summary: dict, offered_rps: float | None,
         "usd_per_million_tokens": cost.get("usd_per_million_tokens"),
         "output_tokens_per_usd": cost.get("output_tokens_per_usd"),
         "usd_per_hour": cost.get("usd_per_hour"),
+        **_band_columns(summary),
     }
+
+
+def _band_columns(summary: dict) -> dict:
+    """The range the point's real p95 TTFT and TPOT may fall in (None: no band)."""
+    out = {}
+    for metric in ("ttft", "tpot"):
+        pair = band_range(summary, f"{metric}_ms", "p95") or (None, None)
+        out[f"{metric}_p95_low_ms"], out[f"{metric}_p95_high_ms"] = pair
+    return out
 
 
 def curve_frame(rows: list[dict]) -> pd.DataFrame:

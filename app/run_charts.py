@@ -60,15 +60,38 @@ def arrivals_over_time(timeline: pd.DataFrame) -> alt.Chart:
     ).properties(title="Arrival rate over time")
 
 
-def latency_cdf(cdf: pd.DataFrame, metric: str) -> alt.Chart:
-    """The CDF of one metric ("TTFT", "TPOT" or "E2E") on a log latency axis."""
+def latency_cdf(cdf: pd.DataFrame, metric: str, band: pd.DataFrame | None = None) -> alt.Chart:
+    """The CDF of one metric ("TTFT", "TPOT" or "E2E") on a log latency axis; with ``band``
+    (rows of stat, value, low, high, share: ``app.prediction_note.cdf_band_frame``) each
+    figure's range as a horizontal error bar at its height on the curve."""
     frame = cdf[(cdf["metric"] == metric) & (cdf["latency_ms"] > 0)]
-    return alt.Chart(frame).mark_line().encode(
+    line = alt.Chart(frame).mark_line().encode(
         alt.X("latency_ms:Q", title=f"{metric} (ms, log scale)", scale=alt.Scale(type="log")),
         alt.Y("share:Q", title="share of requests", axis=alt.Axis(format="%")),
         tooltip=[alt.Tooltip("latency_ms:Q", title=f"{metric} (ms)", format=",.1f"),
                  alt.Tooltip("share:Q", title="share", format=".1%")],
-    ).properties(title=f"{metric} distribution (CDF)")
+    )
+    title = f"{metric} distribution (CDF)"
+    if band is None or band.empty:
+        return line.properties(title=title)
+    band = band[(band["low"] > 0) & (band["high"] > 0)]
+    tooltip = [alt.Tooltip("stat:N", title="figure"),
+               alt.Tooltip("value:Q", title="predicted (ms)", format=",.1f"),
+               alt.Tooltip("low:Q", title="range from (ms)", format=",.1f"),
+               alt.Tooltip("high:Q", title="range to (ms)", format=",.1f")]
+    base = alt.Chart(band)
+    bars = base.mark_rule(color="darkorange", strokeWidth=3, opacity=0.7).encode(
+        x="low:Q", x2="high:Q", y="share:Q", tooltip=tooltip)
+    ends = base.transform_fold(["low", "high"], as_=["end", "ms"]).mark_tick(
+        color="darkorange", orient="vertical", size=10, thickness=2).encode(
+        x="ms:Q", y="share:Q", tooltip=tooltip)
+    dots = base.mark_point(color="darkorange", filled=True, size=40).encode(
+        x="value:Q", y="share:Q", tooltip=tooltip)
+    labels = base.mark_text(align="left", dx=6, dy=-8, color="darkorange", fontSize=10).encode(
+        x="high:Q", y="share:Q", text="label:N")
+    return alt.layer(line, bars, ends, dots, labels).properties(
+        title=alt.TitleParams(title, subtitle="orange: the range the real mean and p95 may "
+                                              "fall in"))
 
 
 def _rule(value: float, label: str) -> alt.LayerChart:

@@ -19,6 +19,9 @@ class Figure:
     unit: str  # "ms", "usd", "usd_month", "tok/s", "tok/usd", "percent", "count", "seqs"
     better: Better = ""
     help: str = ""
+    # the (metric, stat) of the summary this figure is, where the run's prediction may give a
+    # range for it (``app.prediction_note.band_text``)
+    source: tuple[str, str] | None = None
 
     def text(self) -> str:
         return format_value(self.value, self.unit)
@@ -66,12 +69,16 @@ def _short(value: float) -> str:
 def latency_figures(summary: dict) -> list[Figure]:
     ttft, tpot, e2e = summary["ttft_ms"], summary["tpot_ms"], summary["e2e_ms"]
     return [
-        Figure("TTFT p50", ttft["p50"], "ms", "lower", "time to first token, median"),
-        Figure("TTFT p95", ttft["p95"], "ms", "lower", "time to first token, 95th percentile"),
-        Figure("TPOT p50", tpot["p50"], "ms", "lower", "time per output token after the first"),
-        Figure("TPOT p95", tpot["p95"], "ms", "lower"),
-        Figure("E2E p95", e2e["p95"], "ms", "lower", "whole reply, arrival to last token"),
-        Figure("E2E p99", e2e["p99"], "ms", "lower"),
+        Figure("TTFT p50", ttft["p50"], "ms", "lower", "time to first token, median",
+               ("ttft_ms", "p50")),
+        Figure("TTFT p95", ttft["p95"], "ms", "lower", "time to first token, 95th percentile",
+               ("ttft_ms", "p95")),
+        Figure("TPOT p50", tpot["p50"], "ms", "lower", "time per output token after the first",
+               ("tpot_ms", "p50")),
+        Figure("TPOT p95", tpot["p95"], "ms", "lower", "", ("tpot_ms", "p95")),
+        Figure("E2E p95", e2e["p95"], "ms", "lower", "whole reply, arrival to last token",
+               ("e2e_ms", "p95")),
+        Figure("E2E p99", e2e["p99"], "ms", "lower", "", ("e2e_ms", "p99")),
     ]
 
 
@@ -139,5 +146,6 @@ def _profile_text(profile: dict) -> str:
         match = ", ".join(f"{k}={v}" for k, v in profile["matched"].items())
         how = f"calibrated for this configuration ({match})"
     else:
-        how = "not calibrated for this configuration, so the default roofline coefficients apply"
+        how = ("not calibrated for this configuration (no override fitted to it), so the "
+               "profile's base coefficients apply")
     return f"step times from latency profile `{profile['name']}`, {how}."

@@ -93,7 +93,8 @@ def test_calibrated_configurations_and_status(tmp_path):
 
 def test_auto_profile_follows_the_shipped_calibrations():
     assert auto_profile_name("tiny-llama", "x86-cpu-2c", 1, "fp32") == "calibrated"
-    assert auto_profile_name("tiny-llama", "x86-cpu-2c", 1, "bf16") == "default"
+    assert auto_profile_name("tiny-llama", "x86-cpu-2c", 1, "bf16") == "roofline"
+    assert auto_profile_name("llama-3.1-8b", "h100-sxm", 1, "bf16") == "trained"
     assert configuration_status(load_profile("default"), "llama-3.1-8b", "h100-sxm", 1,
                                 "bf16").base_is_default
 
@@ -163,7 +164,7 @@ def test_page_renders_and_profile_choice_changes_the_numbers():
     calibrated = metrics(at)
     assert calibrated["Steps"] == "3,140"
     assert at.selectbox(key="calibration_profile").value == "calibrated (shipped)"
-    at.selectbox(key="calibration_profile").set_value("default (shipped)").run()
+    at.selectbox(key="calibration_profile").set_value("roofline (shipped)").run()
     assert not at.exception
     default = metrics(at)
     assert default["Median |error|"] != calibrated["Median |error|"]
@@ -223,3 +224,13 @@ def test_profiles_in_the_profile_folder_are_listed(tmp_path, monkeypatch):
     at = page()
     assert "team (profile folder)" in list(at.dataframe[0].value["profile"])
     assert any("broken.yaml" in w.value for w in at.warning)
+
+
+def test_a_per_operator_profile_can_be_inspected():
+    at = page()
+    at.selectbox(key="calibration_profile").set_value("trained (shipped)").run()
+    assert not at.exception
+    table = at.dataframe[1].value  # the coefficient table shows the operator coefficients
+    assert "gemm_compute_efficiency" in table.columns
+    assert any("step-time check fits roofline profiles only" in i.value for i in at.info)
+    assert "TTFT: error of the mean" in metrics(at)

@@ -16,7 +16,7 @@ from app import calibration_charts as charts
 from app.calibration_checks import (DEFAULT_STEP_DATASETS, RUN_DATASETS, STEP_DATASETS,
                                     cached_replay_errors, cached_step_predictions,
                                     error_percentiles, mean_errors, overall_errors)
-from app.calibration_view import (COEFFICIENTS, PROFILE_DIR_ENV, auto_profile_name,
+from app.calibration_view import (PROFILE_DIR_ENV, auto_profile_name, coefficient_names,
                                   calibrated_configurations, coefficient_table,
                                   configuration_status, coverage_matrix, describe_match,
                                   folder_profiles, profile_folder, resolved_table,
@@ -82,7 +82,7 @@ st.subheader(f"{profile.name}")
 st.markdown(f"**Where it came from:** {profile.source or '(the file does not say)'}")
 st.dataframe(coefficient_table(profile), hide_index=True, width="stretch",
              column_config={c: st.column_config.NumberColumn(c, format="%.4g")
-                            for c in COEFFICIENTS})
+                            for c in coefficient_names(profile)})
 st.caption("Overheads in ms (µs for allreduce_latency_us), efficiencies as shares of peak. An "
            "empty cell keeps the base value; the most specific matching override wins.")
 st.download_button("Download this profile", chosen.text,
@@ -134,7 +134,10 @@ st.dataframe(resolved_table(status, profile), hide_index=True,
 st.header("Step times: predicted vs measured")
 datasets = st.multiselect("Measured steps", list(STEP_DATASETS), default=DEFAULT_STEP_DATASETS,
                           key="calibration_step_data")
-if not datasets:
+if profile.form != "roofline":
+    st.info(f"{profile.name} is a {profile.form} profile; the step-time check fits roofline "
+            "profiles only (calibrate.step_fit). The end-to-end runs below check it.")
+elif not datasets:
     st.info("Pick at least one set of measured steps.")
 else:
     with st.spinner("Predicting the measured steps ..."):

@@ -8,8 +8,9 @@ import yaml
 
 from app import compare_inputs as inputs
 from app.before_after_report import build_report
-from app.compare_charts import X_AXES, cost_at_slo_chart, latency_chart
-from app.compare_figures import Column, figure_frame, figure_rows, format_change, format_value
+from app.compare_charts import X_AXES, cost_at_slo_chart, latency_bars, latency_chart
+from app.compare_figures import (Column, coverage_note, figure_frame, figure_rows, format_change,
+                                 format_value, latency_bar_frame, uncertainty_lines)
 from app.rate_curve import (best_at_slo, curve_frame, measured_rate, plan_sweep, point_row,
                             sweep_multipliers)
 from app.scenario_io import download_scenario, file_stem, read_scenario_upload
@@ -171,6 +172,14 @@ for i, (column, box) in enumerate(zip(columns, st.columns(len(columns)))):
     with box:
         download_scenario(column.scenario_yaml, f"{base_scenario.name}-{column.name}",
                           key=f"compare_download_{i}", label=f"Scenario: {column.name}")
+        note = coverage_note(column)
+        if note:
+            st.caption(note)
+bars = latency_bar_frame(columns)
+if not bars.empty:
+    st.altair_chart(latency_bars(bars, names), width="content")
+for line in uncertainty_lines(columns):
+    st.caption(line)
 
 # ---------------------------------------------------------------- latency against load
 st.subheader("Latency against load")

@@ -6,6 +6,7 @@ import yaml
 from app import run_charts
 from app.explore_form import scenario_document
 from app.explore_widgets import sidebar_inputs
+from app.prediction_note import band_basis, band_text, cdf_band_frame, trust_line
 from app.run_figures import cost_figures, engine_figures, latency_figures, profile_lines, slo_lines
 from app.scenario_io import download_scenario, read_scenario_upload
 from app.simulation import simulate_yaml
@@ -55,12 +56,17 @@ before = ({f.label: f.value
           if previous else {})
 
 
-def show_figures(figures, columns=6):
+def show_figures(figures, columns=6, ranges=False):
+    """One metric per figure; with ``ranges``, the range the real latency may fall in (from
+    the run's prediction band) under each latency that has one."""
     for column, figure in zip(st.columns(columns), figures):
         column.metric(figure.label, figure.text(), figure.change_text(before.get(figure.label)),
                       help=figure.help or None,
                       delta_color="inverse" if figure.better == "lower" else
                       "normal" if figure.better == "higher" else "off")
+        band = band_text(summary, *figure.source) if ranges and figure.source else None
+        if band:
+            column.caption(band)
 
 
 requests = summary["requests"]
@@ -72,7 +78,11 @@ for line in profile_lines(summary):
     st.info(line[0].upper() + line[1:], icon=":material/tune:")
 
 st.subheader("Latency")
-show_figures(latency_figures(summary))
+show_figures(latency_figures(summary), ranges=True)
+trust = trust_line(summary)
+if trust:
+    st.caption(trust, help=("Ranges: " + band_basis(summary))
+               if summary["prediction"].get("band") else None)
 for text_line, met in slo_lines(summary):
     (st.success if met else st.error)(("SLO met: " if met else "SLO missed: ") + text_line)
 
@@ -105,7 +115,9 @@ with kv_tab:
     st.altair_chart(run_charts.kv_usage_over_time(run.timeline), width="stretch")
 with cdf_tab:
     for column, metric in zip(st.columns(3), ("TTFT", "TPOT", "E2E")):
-        column.altair_chart(run_charts.latency_cdf(run.cdf, metric), width="stretch")
+        column.altair_chart(run_charts.latency_cdf(run.cdf, metric,
+                                                   cdf_band_frame(summary, metric, run.cdf)),
+                            width="stretch")
 
 with st.expander("The scenario behind these numbers"):
     st.code(run.scenario_yaml, language="yaml")

@@ -23,8 +23,9 @@ from app.plan_view import (
     TP_CHOICES, candidate_label, chart_points, check_page_plannable, check_targets,
     expected_simulations, gpu_label, ms_text, plan_csv, plan_seeds, plan_space, plan_table,
     planned_yaml, prefill, price_tier, priced_gpus, screened_table, tp_degrees,
-    winner, winner_yaml,
+    winner, winner_prediction, winner_yaml,
 )
+from app.prediction_note import band_text, trust_line
 from app.scenario_io import download_scenario, file_stem, read_scenario_upload
 from app.simulation import scenario_from_yaml
 
@@ -173,6 +174,14 @@ else:
     m5.metric("p95 TPOT (worst seed)", ms_text(best.tpot_p95_ms_worst, 1))
     m6.metric("$ per 1M output tokens", "–" if best.usd_per_million_output_tokens is None
               else f"${best.usd_per_million_output_tokens:,.3f}")
+    trust = winner_prediction(best)
+    for box, metric in ((m4, "ttft_ms"), (m5, "tpot_ms")):
+        band = band_text(trust, metric, "p95")
+        if band:
+            box.caption(band)
+    line = trust_line(trust)
+    if line:
+        st.caption(f"Cheapest fleet — {line[0].lower()}{line[1:]}")
 st.caption(f"{len(plans)} candidates, {outcome.simulations} simulations in "
            f"{outcome.wall_s:.1f} s; {len(screened)} screened out (below, with the reason). "
            "Latencies are the worst seed's. Pareto: no other candidate is both cheaper and "

@@ -7,6 +7,8 @@ GPU id and the field named, not later inside the simulation.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
@@ -42,6 +44,12 @@ class GpuSpec:
     fp32_tflops: float | None = None  # dense FP32 peak; needed only for weight_dtype fp32
     host_link_gb_per_s: float | None = None  # to host memory; needed only for CPU KV offload
     host_memory_gib: float | None = None  # typical host RAM per GPU of its servers
+    # When the datasheet or figure cited in `source` was published or last revised, ISO
+    # "YYYY-MM" or "YYYY-MM-DD". Required in the shipped catalog; "" (unknown) in a device file.
+    source_date: str = ""
+    # e.g. "NVLink 4", "PCIe Gen5 x16", "Infinity Fabric (xGMI)", "none". Required in the shipped
+    # catalog; "" (unknown) in a device file.
+    interconnect_generation: str = ""
 
     @property
     def hbm_bytes(self) -> int:
@@ -61,7 +69,8 @@ def load_gpu(gpu_id: str) -> GpuSpec:
     """The catalog entry for ``gpu_id``, or a device file when it names a ``.yaml`` file.
 
     A device file holds one entry in the catalog's format (plus an optional ``id``, the file's
-    name otherwise): a GPU not in the catalog, or the CPU a calibration ran on. An unknown id
+    name otherwise): a GPU not in the catalog, or the CPU a calibration ran on. Unlike a catalog
+    entry it may leave out ``source_date`` and ``interconnect_generation``. An unknown id
     raises ScenarioError listing the ids.
     """
     path = Path(gpu_id)
@@ -89,7 +98,7 @@ def _device_file(path: Path) -> GpuSpec:
         raise ScenarioError(f"device file {path}: expected one mapping of datasheet fields")
     entry = dict(entry)
     device_id = str(entry.pop("id", path.stem))
-    return _parse_entry(device_id, entry, where=f"device file {path}")
+    return _parse_entry(device_id, entry, where=f"device file {path}", catalog=False)
 
 
 @lru_cache(maxsize=1)
@@ -104,9 +113,14 @@ _NUMBERS = ("hbm_gib", "mem_bandwidth_gb_per_s", "bf16_tflops", "int8_tops",
 
 _OPTIONAL_NUMBERS = ("fp8_tflops", "fp32_tflops", "host_link_gb_per_s", "host_memory_gib")
 _OPTIONAL = ("memory_source", "fp32_tflops", "host_link_gb_per_s", "host_memory_gib")
+# Required in the shipped catalog, optional in a user's device file (older files lack them).
+_PROVENANCE = ("source_date", "interconnect_generation")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}(-\d{2})?")
 
 
-def _parse_entry(gpu_id: str, entry: dict[str, Any], where: str = "") -> GpuSpec:
+def _parse_entry(gpu_id: str, entry: dict[str, Any], where: str = "",
+                 catalog: bool = True) -> GpuSpec:
+    """Check one entry; ``catalog=False`` (a device file) makes the _PROVENANCE fields optional."""
     where = where or f"gpus.yaml entry {gpu_id!r}"
     known = {f.name for f in fields(GpuSpec)} - {"id"}
     unknown = set(entry) - known
@@ -115,7 +129,7 @@ def _parse_entry(gpu_id: str, entry: dict[str, Any], where: str = "") -> GpuSpec
             f"{where}: unknown field(s) {', '.join(sorted(unknown))}; "
             f"allowed: {', '.join(sorted(known))}"
         )
-    missing = known - set(entry) - set(_OPTIONAL)
+    missing = known - set(entry) - set(_OPTIONAL) - (set() if catalog else set(_PROVENANCE))
     if missing:
         raise ScenarioError(f"{where}: missing field(s) {', '.join(sorted(missing))}")
     for name in _NUMBERS + _OPTIONAL_NUMBERS:
@@ -129,4 +143,39 @@ def _parse_entry(gpu_id: str, entry: dict[str, Any], where: str = "") -> GpuSpec
             f"{where}: interconnect={entry['interconnect']!r}; "
             f"use one of {', '.join(_INTERCONNECTS)}"
         )
+    entry = dict(entry)
+    if not catalog:  # a device file may leave its provenance blank
+        for name in _PROVENANCE:
+            if entry.get(name) is None:
+                entry[name] = ""
+    if entry.get("source_date", "") != "" or catalog:
+        entry["source_date"] = _source_date(gpu_id, entry["source_date"], where)
+    generation = entry.get("interconnect_generation", "")
+    if not isinstance(generation, str) or (catalog and not generation.strip()):
+        raise ScenarioError(
+            f"{where}: interconnect_generation={generation!r} for GPU {gpu_id!r} must be a "
+            'non-empty text such as "NVLink 4", "PCIe Gen5 x16" or "none"'
+        )
     return GpuSpec(id=gpu_id, **entry)
+
+
+def _source_date(gpu_id: str, value: Any, where: str) -> str:
+    """``value`` as an ISO "YYYY-MM" or "YYYY-MM-DD" text; a real, past date."""
+    if isinstance(value, dt.date):  # YAML reads an unquoted 2024-03-18 as a date
+        value = value.isoformat()
+    problem = ""
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value.strip()):
+        problem = 'use an ISO date, "YYYY-MM" or "YYYY-MM-DD"'
+    else:
+        text = value.strip()
+        try:
+            day = dt.date.fromisoformat(text if len(text) == 10 else f"{text}-01")
+        except ValueError:
+            problem = "no such date"
+        else:
+            if day > dt.date.today():
+                problem = "it lies in the future"
+    if problem:
+        raise ScenarioError(f"{where}: source_date={value!r} for GPU {gpu_id!r}: {problem} "
+                            "(when the datasheet or figure cited in `source` was published)")
+    return value.strip()

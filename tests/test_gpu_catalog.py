@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
+import yaml
 
 from sim.errors import ScenarioError
-from sim.gpu import GIB, list_gpus, load_gpu
+from sim.gpu import CATALOG_FILE, GIB, _parse_entry, list_gpus, load_gpu
+from sim.vllm_release import is_gpu
 
 REQUIRED_IDS = ["a100-40gb", "a100-80gb", "h100-sxm", "h200", "l4", "l40s", "a10g", "t4",
                 "b200", "mi300x", "rtx-4090", "rtx-pro-6000"]
@@ -65,3 +70,74 @@ def test_unknown_gpu_names_it_and_lists_the_ids() -> None:
 
 def test_gib_constant() -> None:
     assert GIB == 1024**3
+
+
+@pytest.mark.parametrize("gpu_id", list_gpus())
+def test_every_entry_cites_a_dated_source_and_its_links(gpu_id: str) -> None:
+    gpu = load_gpu(gpu_id)
+    assert gpu.source.strip()
+    assert re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])(-\d{2})?", gpu.source_date), gpu.source_date
+    assert "2015" < gpu.source_date
+    assert gpu.interconnect_generation.strip()
+    if is_gpu(gpu):
+        assert gpu.host_link_gb_per_s is not None and gpu.host_link_gb_per_s > 0
+        # the generation agrees with the interconnect kind
+        prefix = {"nvlink": "NVLink", "pcie": "PCIe", "infinity-fabric": "Infinity Fabric"}
+        assert gpu.interconnect_generation.startswith(prefix[gpu.interconnect])
+    else:
+        assert gpu.interconnect_generation == "none"
+
+
+def test_host_links_follow_the_pcie_generation() -> None:
+    expected = {"a100-40gb": 32, "a100-80gb": 32, "h100-sxm": 64, "h200": 64, "b200": 64,
+                "l4": 32, "l40s": 32, "a10g": 32, "a10": 32, "t4": 16, "mi300x": 64,
+                "rtx-4090": 32, "rtx-pro-6000": 64}
+    assert {g: load_gpu(g).host_link_gb_per_s for g in expected} == expected
+
+
+def test_the_catalog_requires_a_date_and_a_generation() -> None:
+    raw = yaml.safe_load(CATALOG_FILE.read_text(encoding="utf-8"))
+    for name in ("source_date", "interconnect_generation"):
+        entry = {k: v for k, v in raw["l4"].items() if k != name}
+        with pytest.raises(ScenarioError, match=rf"'l4'.*missing field\(s\) {name}"):
+            _parse_entry("l4", entry)
+    for blank in ("", " ", None):
+        with pytest.raises(ScenarioError, match=r"interconnect_generation=.* for GPU 'l4'"):
+            _parse_entry("l4", {**raw["l4"], "interconnect_generation": blank})
+
+
+@pytest.mark.parametrize("bad", ["2023", "03-2023", "2023-13", "2023-02-30", "2023/03",
+                                 "March 2023", 2023, "2999-01"])
+def test_a_bad_source_date_names_the_gpu_and_the_value(bad: object) -> None:
+    raw = yaml.safe_load(CATALOG_FILE.read_text(encoding="utf-8"))
+    with pytest.raises(ScenarioError, match=r"source_date=.*for GPU 'my-gpu'") as info:
+        _parse_entry("my-gpu", {**raw["h100-sxm"], "source_date": bad})
+    assert repr(bad) in str(info.value)
+
+
+DEVICE = {
+    "name": "test accelerator", "vendor": "nvidia", "hbm_gib": 40.0,
+    "mem_bandwidth_gb_per_s": 1000, "bf16_tflops": 100, "fp8_tflops": None, "int8_tops": 200,
+    "interconnect": "pcie", "interconnect_gb_per_s": 32, "source": "test",
+}
+
+
+def test_a_device_file_may_leave_out_date_and_generation(tmp_path: Path) -> None:
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump(DEVICE))
+    device = load_gpu(str(path))
+    assert device.source_date == "" and device.interconnect_generation == ""
+    dated = tmp_path / "dated.yaml"
+    # an unquoted date, which YAML reads as a date, is taken as its ISO text
+    dated.write_text(yaml.safe_dump(DEVICE) + "source_date: 2024-03-18\n"
+                     "interconnect_generation: PCIe Gen5 x16\n")
+    device = load_gpu(str(dated))
+    assert (device.source_date, device.interconnect_generation) == ("2024-03-18", "PCIe Gen5 x16")
+
+
+def test_a_bad_source_date_in_a_device_file_names_the_device(tmp_path: Path) -> None:
+    path = tmp_path / "bad-date.yaml"
+    path.write_text(yaml.safe_dump({**DEVICE, "id": "lab-gpu", "source_date": "24-03"}))
+    message = r"bad-date\.yaml.*source_date='24-03' for GPU 'lab-gpu'"
+    with pytest.raises(ScenarioError, match=message):
+        load_gpu(str(path))

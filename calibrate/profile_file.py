@@ -50,4 +50,13 @@ def write_profile(path: Path, document: dict,
                   written_by: str = "`servesim calibrate fit`") -> None:
     header = (f"# A fitted latency profile (written by {written_by}); the format of\n"
               "# sim/catalog/profiles/roofline.yaml. Use it with engine.latency_profile: <path>.\n")
-    path.write_text(header + yaml.safe_dump(document, sort_keys=False, width=100))
+    path.write_text(header + yaml.dump(document, Dumper=_PlainDumper, sort_keys=False,
+                                       width=100))
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Writes a value repeated in the document (the same band for two figures) out in full
+    each time, not as a YAML anchor and alias a reader has to chase."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True

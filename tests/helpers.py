@@ -17,6 +17,9 @@ class LinearLatency:
     (a decode run's durations grow linearly), so both engine modes can be compared on it.
     """
 
+    # no costs outside the engine: a record's times are the engine's own
+    request_overhead_s = output_token_overhead_s = 0.0
+
     def __init__(self, base: float = 0.010, per_token: float = 0.001, per_context: float = 0.0):
         self.base, self.per_token, self.per_context = base, per_token, per_context
 

@@ -134,6 +134,7 @@ def test_single_request_timeline_with_the_roofline_model() -> None:
     scenario = parse_scenario({
         "model": "llama-3.1-8b",
         "hardware": {"gpu": "h100-sxm"},
+        "engine": {"latency_profile": "roofline"},
         "workload": {"arrivals": {"process": "all_at_once"}, "num_requests": 1,
                      "lengths": {"input": 1000, "output": 4}},
     })
@@ -141,7 +142,7 @@ def test_single_request_timeline_with_the_roofline_model() -> None:
     result = simulate(setup, one_request(1000, 4, arrival=0.5))
     row = result.records.iloc[0]
     pairs, kv = chunk_terms(1000, 0)
-    # vLLM 0.15.1 schedules asynchronously on an H100, but the default profile's fixed costs
+    # vLLM 0.15.1 schedules asynchronously on an H100, but the roofline profile's fixed costs
     # are one sum with the GPU time, so no host work is hidden (docs/latency-model.md)
     assert setup.limits.async_scheduling and not setup.latency.async_scheduling
     prefill = setup.latency.step_time(Batch(1000, 1, pairs, kv, 0, 0))
@@ -151,6 +152,32 @@ def test_single_request_timeline_with_the_roofline_model() -> None:
     assert row.e2e_s == pytest.approx(prefill + sum(decodes), rel=1e-12)
 
 
+def test_a_streaming_client_waits_for_ingest_and_every_tokens_streaming() -> None:
+    """The trained per-operator profile adds what happens outside the engine: the request's
+    HTTP and tokenization before its first token, and each output token's streaming."""
+    from sim.batch import Batch, chunk_terms
+    from sim.run import resolve
+    from sim.scenario import parse_scenario
+
+    scenario = parse_scenario({
+        "model": "llama-3.1-8b",
+        "hardware": {"gpu": "h100-sxm"},
+        "engine": {"latency_profile": "trained"},
+        "workload": {"arrivals": {"process": "all_at_once"}, "num_requests": 1,
+                     "lengths": {"input": 1000, "output": 4}},
+    })
+    setup = resolve(scenario).setup
+    ingest, per_token = setup.latency.request_overhead_s, setup.latency.output_token_overhead_s
+    assert ingest > 0 and per_token > 0
+    row = simulate(setup, one_request(1000, 4, arrival=0.5)).records.iloc[0]
+    pairs, kv = chunk_terms(1000, 0)
+    prefill = setup.latency.step_time(Batch(1000, 1, pairs, kv, 0, 0), overlapped=False)
+    decodes = [setup.latency.step_time(Batch(decode_seqs=1, decode_context_tokens=1001 + i))
+               for i in range(3)]
+    assert row.ttft_s == pytest.approx(ingest + prefill + per_token, rel=1e-12)
+    assert row.e2e_s == pytest.approx(ingest + prefill + sum(decodes) + 4 * per_token, rel=1e-12)
+
+
 def test_naive_policy_serves_one_whole_request_at_a_time() -> None:
     from sim.run import resolve, run_scenario
     from sim.scenario import parse_scenario
@@ -158,7 +185,8 @@ def test_naive_policy_serves_one_whole_request_at_a_time() -> None:
     data = {
         "model": "llama-3.1-8b",
         "hardware": {"gpu": "h100-sxm"},
-        "engine": {"scheduler": "naive"},
+        # the engine's own times (no client costs), so service periods can be compared
+        "engine": {"scheduler": "naive", "latency_profile": "roofline"},
         "workload": {"arrivals": {"rate_per_s": 20}, "num_requests": 60,
                      "lengths": {"input": {"dist": "uniform", "min": 100, "max": 12000},
                                  "output": {"dist": "uniform", "min": 1, "max": 50}}},
@@ -176,5 +204,6 @@ def test_naive_policy_serves_one_whole_request_at_a_time() -> None:
     # service never overlaps: each request starts after the previous one finished
     assert (ordered["first_scheduled_s"].to_numpy()[1:]
             >= ordered["finish_s"].to_numpy()[:-1] - 1e-12).all()
-    continuous = run_scenario(parse_scenario({**data, "engine": {}})).summary
+    continuous = run_scenario(parse_scenario(
+        {**data, "engine": {"latency_profile": "roofline"}})).summary
     assert continuous["e2e_ms"]["mean"] < outcome.summary["e2e_ms"]["mean"]

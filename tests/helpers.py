@@ -67,3 +67,31 @@ def make_setup(
         batching=batching,
         gateway=gateway,
     )
+
+
+def banded_profile(folder, seen=(0.8, 1.3), unseen=(0.6, 1.8)) -> str:
+    """A per-operator profile file with fixed coefficients (the fit's starting priors, so
+    results do not move when the shipped profile is refitted), trained on Llama-3.1-8B on one
+    H100, with a made-up error band: ``seen`` factors on that GPU, ``unseen`` elsewhere."""
+    import dataclasses
+    from pathlib import Path
+
+    import yaml
+
+    from calibrate.operator_fit import NEUTRAL_START
+
+    def table(pair):
+        stats = {"mean": list(pair), "p95": list(pair), "p99": list(pair)}
+        return {"ttft_ms": stats, "tpot_ms": stats, "itl_ms": {"mean": list(pair)},
+                "e2e_ms": stats}
+
+    path = Path(folder) / "banded.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "banded", "form": "operators",
+        "coefficients": dataclasses.asdict(NEUTRAL_START),
+        "training_data": {"models": ["llama-3.1-8b"], "gpus": ["h100-sxm"],
+                          "tensor_parallel": [1]},
+        "error_band": {"basis": "test band", "seen_gpu": table(seen),
+                       "unseen_gpu": table(unseen)},
+    }))
+    return str(path)

@@ -3,7 +3,6 @@ the band from the latency error band, and clear refusals."""
 
 from __future__ import annotations
 
-import dataclasses
 
 import json
 from pathlib import Path
@@ -11,7 +10,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from calibrate.operator_fit import NEUTRAL_START
 
 from sim import capacity as cap
 from sim.capacity import find_capacity, scaled_scenario
@@ -19,6 +17,7 @@ from sim.cli import main
 from sim.errors import UserError
 from sim.run import run_scenario
 from sim.scenario import parse_scenario
+from tests.helpers import banded_profile
 
 # llama-3.1-8b on one H100 with a small batch limit: it saturates near 70 requests/s, so a
 # search from 60 needs few doublings and every run is a few hundred short requests
@@ -36,35 +35,10 @@ SCENARIO = {
     },
     "slo": {"ttft_p95_ms": 300, "tpot_p95_ms": 40},
 }
-# fixed per-operator coefficients (the fit's starting priors): the rates below do not move when
-# the shipped trained profile is refitted
-COEFFICIENTS = dataclasses.asdict(NEUTRAL_START)
 
 
 def with_(**changes: object) -> dict:
     return {**SCENARIO, **changes}
-
-
-def banded_profile(folder: Path) -> Path:
-    """Per-operator coefficients with a made-up error band: +-20-30 % on a GPU it was
-    trained on."""
-    seen = {"mean": [0.8, 1.3], "p95": [0.8, 1.3], "p99": [0.8, 1.3]}
-    unseen = {"mean": [0.6, 1.8], "p95": [0.6, 1.8], "p99": [0.6, 1.8]}
-    profile = {
-        "name": "banded", "form": "operators", "coefficients": COEFFICIENTS,
-        "training_data": {"models": ["llama-3.1-8b"], "gpus": ["h100-sxm"],
-                          "tensor_parallel": [1]},
-        "error_band": {
-            "basis": "test band",
-            "seen_gpu": {"ttft_ms": seen, "tpot_ms": seen, "itl_ms": {"mean": [0.8, 1.3]},
-                         "e2e_ms": seen},
-            "unseen_gpu": {"ttft_ms": unseen, "tpot_ms": unseen, "itl_ms": {"mean": [0.6, 1.8]},
-                           "e2e_ms": unseen},
-        },
-    }
-    path = folder / "banded.yaml"
-    path.write_text(yaml.safe_dump(profile))
-    return path
 
 
 def holds(data: dict, scale: float) -> bool:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import yaml
 
-from calibrate.operator_fit import NEUTRAL_START
 
 from sim import plan as planning
 from sim.cli import main
@@ -15,10 +13,8 @@ from sim.executor import make_executor
 from sim.plan import candidates, plan, slo_figures, slo_misses
 from sim.run import run_scenario
 from sim.scenario import SloSpec, parse_scenario
+from tests.helpers import banded_profile
 
-# fixed per-operator coefficients (the fit's starting priors), so the replica counts below do
-# not move when the shipped trained profile is refitted
-COEFFICIENTS = dataclasses.asdict(NEUTRAL_START)
 SCENARIO = {
     "name": "chat",
     "seed": 7,
@@ -33,21 +29,6 @@ SCENARIO = {
     "slo": {"ttft_p95_ms": 400, "tpot_p95_ms": 45},
 }
 INLINE = make_executor("local", workers=1)
-
-
-def banded_profile(folder: Path) -> str:
-    """Per-operator coefficients with a made-up band: latencies may be 30 % slower."""
-    factors = {"mean": [0.8, 1.3], "p95": [0.8, 1.3], "p99": [0.8, 1.3]}
-    table = {"ttft_ms": factors, "tpot_ms": factors, "itl_ms": {"mean": [0.8, 1.3]},
-             "e2e_ms": factors}
-    path = folder / "banded.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "banded", "form": "operators", "coefficients": COEFFICIENTS,
-        "training_data": {"models": ["llama-3.1-8b"], "gpus": ["h100-sxm"],
-                          "tensor_parallel": [1]},
-        "error_band": {"basis": "test band", "seen_gpu": table, "unseen_gpu": table},
-    }))
-    return str(path)
 
 
 def summary(ttft_p95: float, band: dict | None) -> dict:

@@ -22,7 +22,8 @@ PAGE = ROOT / "docs" / "validation.md"
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import (  # noqa: E402
-    batching_validation, seed_stories, session_story, vllm_h100_replay,
+    batching_validation, capacity_check, leave_one_model_out, seed_stories, session_story,
+    vllm_h100_replay,
 )
 
 
@@ -46,6 +47,9 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "seed-routing": lambda: seed_stories.routing(),
     "sessions": session_story.page_block,
     "vllm-h100-runs": vllm_h100_replay.page_block,
+    # fits ten folds (an hour on two cores; seconds from its cache when sim/ has not changed)
+    "leave-one-model-out": leave_one_model_out.page_block,
+    "capacity": capacity_check.page_block,  # after the folds it uses
 }
 # Needs the vLLM environment (`make vllm-env`) and ~3 minutes of a real engine; left as it is
 # on the page where that environment is missing.

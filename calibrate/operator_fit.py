@@ -134,7 +134,7 @@ def fit_runs(runs: Sequence[DeploymentRun], start: OperatorCoefficients, *,
     started = time.perf_counter()
     result = least_squares(fun, x0, jac=jac, bounds=(lower, upper), loss="soft_l1",
                            f_scale=0.1, max_nfev=max_evaluations, x_scale=0.3,
-                           ftol=1e-3, xtol=1e-3)
+                           ftol=1e-4, xtol=1e-4)
     best = coefficients(result.x)
     figures = points.simulate(fitted, [best])[0]
     _, client = projected_residuals(fitted, figures)

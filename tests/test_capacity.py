@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-
 from sim import capacity as cap
 from sim.capacity import find_capacity, scaled_scenario
 from sim.cli import main

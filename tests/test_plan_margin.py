@@ -6,7 +6,6 @@ from pathlib import Path
 
 import yaml
 
-
 from sim import plan as planning
 from sim.cli import main
 from sim.executor import make_executor

@@ -62,6 +62,15 @@ def run_capacity_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def capacity_summary(scenario: Scenario) -> dict:
+    """The capacity answer as a run summary carries it (``servesim run --capacity``): the
+    rate, its band and what limits it, without the per-simulation rows."""
+    from sim.capacity import find_capacity
+
+    answer = find_capacity(scenario, progress=_progress_line(scenario)).to_json()
+    return {key: value for key, value in answer.items() if key not in ("checked", "scenario")}
+
+
 def _progress_line(scenario: Scenario) -> Callable[[Check, str], None]:
     """One stderr line per simulation, so a long search is not silent."""
     unit = "conversations/s" if scenario.workload.sessions is not None else "req/s"

@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a scenario value, e.g. --set engine.max_num_seqs=64 "
                      "(repeatable)")
+    run.add_argument("--capacity", action="store_true",
+                     help="also find the highest arrival rate this setup sustains within its "
+                     "SLO (as servesim capacity: ~10 more simulations) and add it to the summary")
     run.set_defaults(handler=_run)
 
     compare = commands.add_parser(
@@ -103,6 +106,10 @@ def _run(args: argparse.Namespace) -> int:
         scenario = scenario.with_seed(args.seed)
     with ProgressBar(not args.no_progress, "req", "simulating") as progress:
         outcome = run_scenario(scenario, progress=progress)
+    if args.capacity:
+        from sim.capacity_command import capacity_summary
+
+        outcome.summary["capacity"] = capacity_summary(scenario)
     if args.out:
         _write_outputs(args.out, outcome)
     if args.format == "json":

@@ -41,6 +41,20 @@ def _profile_line(profile: dict) -> str:
     return f"{profile['name']} (roofline, uncalibrated for this configuration)"
 
 
+def _capacity_lines(capacity: dict | None) -> list[str]:
+    """``servesim run --capacity``: the highest rate within the SLO, with its band."""
+    if not capacity:
+        return []
+    rate = capacity["max_rate_per_s"]
+    if rate is None:
+        return [f"capacity   {capacity['message']}"]
+    band = capacity["band"]
+    ranged = (f" (band {band['low']:,.2f}-{band['high']:,.2f})" if band and band["low"]
+              is not None and band["high"] is not None else " (no band)")
+    return [f"capacity   {rate:,.2f} {capacity['rate_unit']} within the SLO{ranged}, limited "
+            f"by {capacity['limited_by'].replace('_', ' ')}"]
+
+
 def _prediction_lines(prediction: dict | None) -> list[str]:
     """Whether the configuration was in the latency model's training data, and the range the
     headline latencies may really fall in."""
@@ -61,9 +75,17 @@ def _prediction_lines(prediction: dict | None) -> list[str]:
                                 ("e2e_ms", "mean", "mean E2E")):
         r = band.get(metric, {}).get(stat)
         if r is not None:
-            ranges.append(f"{label} {_latency(r['low'])}-{_latency(r['high'])}")
-    return lines + [f"range      {'; '.join(ranges)} ms (from errors on runs the model was "
-                    "not trained on)"]
+            ranges.append(f"{label} {_range(r['low'], r['high'])}")
+    return lines + [f"range      {'; '.join(ranges)} (from errors on runs the model was not "
+                    "trained on)"]
+
+
+def _range(low: float, high: float) -> str:
+    """Both ends in the unit ``_latency`` picks for the larger one."""
+    for scale, unit, above in ((3.6e6, "h", 3.6e7), (1e3, "s", 1e5)):
+        if high >= above:
+            return f"{low / scale:,.1f}-{high / scale:,.1f} {unit}"
+    return f"{low:,.1f}-{high:,.1f} ms"
 
 
 def _engine_line(engine: dict) -> str:
@@ -155,6 +177,7 @@ def format_table(summary: dict) -> str:
         lines.append("SLO        " + "; ".join(verdict))
         lines.append(f"goodput    {_fmt(good['requests_per_s'], 2)} req/s "
                      f"({_fmt(100 * (good['fraction_meeting_slo'] or 0), 1)} % of requests)")
+    lines += _capacity_lines(summary.get("capacity"))
     batch = summary["batch_size"]
     blocks = (f"{kv['num_gpu_blocks']:,} blocks x {kv['block_size']} tokens"
               if "block_size" in kv else f"{kv['num_gpu_blocks']:,} blocks in all pools")

@@ -170,3 +170,17 @@ def test_a_request_count_scales_with_the_rate_within_bounds() -> None:
 def test_a_trace_is_replayed_on_a_faster_clock() -> None:
     data = with_(workload={"trace": {"path": "azure-conv-2023", "time_scale": 2.0}})
     assert scaled_scenario(parse_scenario(data), 4, 0).workload.trace.time_scale == 0.5
+
+
+def test_run_adds_the_capacity_to_its_summary(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(SCENARIO))
+    assert main(["run", str(path), "--capacity", "--format", "json", "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    alone = find_capacity(parse_scenario(SCENARIO)).to_json()
+    assert summary["capacity"]["max_rate_per_s"] == alone["max_rate_per_s"]
+    assert summary["capacity"]["band"] == alone["band"]
+    assert "checked" not in summary["capacity"]
+    assert main(["run", str(path), "--capacity", "--no-progress"]) == 0
+    assert f"capacity   {alone['max_rate_per_s']:,.2f} requests/s within the SLO" in \
+        capsys.readouterr().out

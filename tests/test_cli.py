@@ -295,3 +295,21 @@ def test_a_class_mix_reports_each_endpoint_and_feeds_the_gateway(tmp_path: Path,
     assert classify["e2e_ms"]["p50"] < chat["e2e_ms"]["p50"]
     assert summary["gateway"]["max_hold_ms"] <= 20 + 1e-9
     assert run_json(capsys, str(write(tmp_path, SMALL, "plain.yaml")))["by_endpoint"] is None
+
+
+def test_the_table_says_how_far_to_trust_the_latencies(tmp_path, capsys) -> None:
+    """The trained profile's coverage and the range of the headline latencies, both ends in
+    one unit; a profile without a band says why."""
+    from sim.report import _prediction_lines, _range
+
+    assert _range(900.0, 120_000.0) == "0.9-120.0 s"
+    assert _range(10.0, 20.0) == "10.0-20.0 ms"
+    seen = {"model": True, "gpu": False, "tensor_parallel": True}
+    band = {"ttft_ms": {"p95": {"low": 100.0, "high": 150.0}},
+            "tpot_ms": {"p95": {"low": 9.0, "high": 12.0}},
+            "e2e_ms": {"mean": {"low": 1000.0, "high": 1300.0}}}
+    lines = _prediction_lines({"in_training_data": seen, "band": band, "band_basis": "x"})
+    assert lines[0].endswith("model yes, GPU NO, TP yes")
+    assert "p95 TTFT 100.0-150.0 ms; p95 TPOT 9.0-12.0 ms; mean E2E 1,000.0-1,300.0 ms" in lines[1]
+    none = _prediction_lines({"in_training_data": None, "band": None, "band_basis": "hand-set"})
+    assert none == ["           no error band: hand-set"]

@@ -1,15 +1,17 @@
 """Explore: one scenario — what users would see, what it costs, and what the engine did."""
 
+import json
+
 import streamlit as st
 import yaml
 
-from app import run_charts
+from app import capacity_view, run_charts
 from app.explore_form import scenario_document
 from app.explore_widgets import sidebar_inputs
 from app.prediction_note import band_basis, band_text, cdf_band_frame, trust_line
 from app.run_figures import cost_figures, engine_figures, latency_figures, profile_lines, slo_lines
 from app.scenario_io import download_scenario, read_scenario_upload
-from app.simulation import simulate_yaml
+from app.simulation import scenario_from_yaml, simulate_yaml
 from sim.errors import ScenarioError
 from traces.errors import TraceError
 
@@ -118,6 +120,43 @@ with cdf_tab:
         column.altair_chart(run_charts.latency_cdf(run.cdf, metric,
                                                    cdf_band_frame(summary, metric, run.cdf)),
                             width="stretch")
+
+st.subheader("Highest sustainable rate")
+st.caption("The highest arrival rate at which this setup still meets the SLO, with at most 1 % "
+           "of the requests rejected and the queue keeping up: the load is scaled up and down, "
+           "each load simulated once (about 8–14 runs of this scenario, a few more where the "
+           "latency model has a range).")
+capacity = st.session_state.get("explore_capacity")  # {"yaml": the scenario it answers, ...}
+if capacity is not None and capacity["yaml"] != text:
+    del st.session_state["explore_capacity"]  # the scenario changed: that answer is not its
+    capacity = None
+if capacity is None and st.button("Find the highest sustainable rate",
+                                  key="explore_capacity_button", icon=":material/speed:"):
+    scenario = scenario_from_yaml(text)
+    tracker = capacity_view.SearchProgress(scenario)
+    bar = st.progress(0.0, text="Searching for the highest rate that holds the SLO…")
+
+    def show_progress(check, end):
+        bar.progress(*tracker.update(check, end))
+
+    capacity = capacity_view.capacity_search(text, scenario, show_progress)
+    bar.empty()
+    st.session_state["explore_capacity"] = capacity
+if capacity is not None and capacity["error"] is not None:
+    st.info(capacity["error"][0].upper() + capacity["error"][1:], icon=":material/info:")
+elif capacity is not None:
+    report = capacity["report"]
+    st.markdown(f"**Highest sustainable rate: {capacity_view.answer_text(report)}**")
+    if report["max_rate_per_s"] is None:
+        st.warning(report["message"][0].upper() + report["message"][1:] + ".",
+                   icon=":material/warning:")
+    for line in capacity_view.summary_lines(report):
+        st.caption(line)
+    st.altair_chart(capacity_view.capacity_chart(report), width="stretch")
+    st.caption(f"{report['simulations']} simulations in {capacity['wall_s']:.1f} s.")
+    st.download_button("Download the search (JSON)", json.dumps(report, indent=2),
+                       file_name=f"{summary['scenario']}-capacity.json",
+                       mime="application/json", key="explore_capacity_download")
 
 with st.expander("The scenario behind these numbers"):
     st.code(run.scenario_yaml, language="yaml")

@@ -18,16 +18,14 @@ import pandas as pd
 import yaml
 
 from sim.dtypes import WEIGHT_DTYPES
-from sim.error_band import band_from_section
 from sim.errors import UserError
-from sim.latency_profile import load_profile
 from sim.executor import make_executor
 from sim.gpu import list_gpus
 from sim.plan import AUTO_TP, Candidate, CandidatePlan, candidates, check_plannable, plan
 from sim.price import list_prices, price_for
+from sim.run import prediction_summary, resolve
 from sim.scenario import Scenario, scenario_yaml
 
-from app.calibration_view import auto_profile_name
 from app.simulation import checked_document, scenario_from_yaml
 
 DEFAULT_EXAMPLE = "plan-chat-8b.yaml"
@@ -333,33 +331,18 @@ def chart_points(plans: Sequence[CandidatePlan], metric: str) -> pd.DataFrame:
 
 def winner_prediction(p: CandidatePlan) -> dict | None:
     """A summary-shaped dict for ``app.prediction_note`` (``prediction`` plus the worst seed's
-    p95 TTFT and TPOT) saying how far to trust a candidate's latencies, built the way
-    ``sim.run.prediction_summary`` builds a run's: the profile the scenario picks for the
-    candidate, whether its model, GPU and TP degree were in that profile's training data, and
-    the band's factors applied to the figures shown. None when it cannot be told."""
+    p95 TTFT and TPOT) saying how far to trust a candidate's latencies: what
+    ``sim.run.prediction_summary`` says of a run of the candidate's scenario, for the figures
+    shown. None when it cannot be told."""
     scenario = p.scenario
     if scenario is None or scenario.is_fleet:
         return None
-    hw, engine = scenario.hardware, scenario.engine
     try:
-        name = engine.latency_profile
-        if name == "auto":
-            name = auto_profile_name(scenario.model, hw.gpu, hw.tensor_parallel,
-                                     engine.weight_dtype)
-        profile = load_profile(name)
-        seen = profile.in_training_data(model=scenario.model, gpu=hw.gpu,
-                                        tensor_parallel=hw.tensor_parallel)
-        band = None if seen is None else band_from_section(
-            profile.error_band, seen["gpu"], f"profile {profile.name}")
+        deployment = resolve(scenario)
     except UserError:
         return None
     figures = {"ttft_ms": {"p95": p.ttft_p95_ms_worst}, "tpot_ms": {"p95": p.tpot_p95_ms_worst}}
-    reason = ("the latency profile carries no error band (it was set by hand or fitted to one "
-              "configuration, not validated on runs it was not trained on)")
-    return {**figures, "prediction": {
-        "profile": profile.name, "in_training_data": seen,
-        "band": None if band is None else band.ranges(figures),
-        "band_basis": reason if band is None else band.basis}}
+    return {**figures, "prediction": prediction_summary([deployment], figures)}
 
 
 def ms_text(value: float | None, decimals: int = 0) -> str:

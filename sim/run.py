@@ -531,8 +531,9 @@ def prediction_summary(deployments: Sequence[Deployment], figures: dict) -> dict
     names = "+".join(dict.fromkeys(d.profile.name for d in deployments))
     seen = seen_by_pool[0] if len(deployments) == 1 else seen_by_pool
     if any(band is None for band in bands):
-        reason = ("the latency profile carries no error band (it was set by hand or fitted to "
-                  "one configuration, not validated on runs it was not trained on)")
+        reason = ("the latency profile carries no error band: it was not checked on runs it was "
+                  "not trained on (hand-set, fitted to one configuration, or trained without a "
+                  "held-out check)")
         return {"profile": names, "in_training_data": seen, "band": None, "band_basis": reason}
     band = bands[0] if len(bands) == 1 else ErrorBand.widest(bands)
     return {"profile": names, "in_training_data": seen, "band": band.ranges(figures),

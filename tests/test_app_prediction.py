@@ -27,8 +27,9 @@ from sim.scenario import parse_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 SLO = SloTarget(ttft_p95_ms=800.0, tpot_p95_ms=60.0)
-NO_BAND = ("the latency profile carries no error band (it was set by hand or fitted to one "
-           "configuration, not validated on runs it was not trained on)")
+NO_BAND = ("the latency profile carries no error band: it was not checked on runs it was not "
+           "trained on (hand-set, fitted to one configuration, or trained without a held-out "
+           "check)")
 
 
 def band(ttft_p95: float, tpot_p95: float, low: float = 0.8, high: float = 1.25) -> dict:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sim.batch import Batch, chunk_terms
-from sim.run import Deployment, resolve
-from sim.scenario import parse_scenario
+from sim.engine.batch import Batch, chunk_terms
+from sim.config.deployment import Deployment, resolve
+from sim.config.scenario import parse_scenario
 
 BATCHES = [1, 8, 16, 32, 64, 128, 256]
 
@@ -53,7 +53,11 @@ def test_fp8_kv_cache_holds_twice_the_blocks_and_reads_half_the_bytes() -> None:
 def test_w4a16_decode_gain_is_large_at_batch_one_and_fades_as_batch_grows(gpu: str) -> None:
     bf16, awq = deployment(gpu, "bf16"), deployment(gpu, "awq-int4")
     gains = [decode(bf16, b) / decode(awq, b) for b in BATCHES]
-    assert gains[0] > 2.0  # memory-bound: ~3.9x fewer weight bytes in the linear layers
+    # memory-bound: ~3.9x fewer weight bytes in the linear layers, diluted end to end by the
+    # per-step and per-layer fixed costs the trained profile measured (~2 ms of an 8B model's
+    # 7 ms step on an H100): single-stream W4A16 serving gains ~1.3-2.2x end to end, not the
+    # 3.8x the kernel alone reaches
+    assert gains[0] > 1.8
     assert gains == sorted(gains, reverse=True)  # never grows with batch
     assert gains[-1] < 1.5 and gains[-1] < 0.6 * gains[0]  # compute-bound by batch 256
 

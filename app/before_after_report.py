@@ -19,7 +19,7 @@ from datetime import date
 import altair as alt
 import pandas as pd
 
-from sim.cost import HOURS_PER_MONTH
+from sim.results.cost import HOURS_PER_MONTH
 
 from app.compare_charts import cost_at_slo_chart, latency_chart
 from app.compare_figures import (BANDED, Column, assumptions, change_text, figure_range,

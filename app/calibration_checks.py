@@ -21,8 +21,8 @@ from calibrate.request_run import RequestRun, load_run
 from calibrate.sources import h100_vllm_steps, llmservingsim, splitwise
 from calibrate.step_fit import errors_frame, predict, profile_coefficients
 from calibrate.step_sample import StepSample, read_samples
-from sim.gpu import load_gpu
-from sim.latency_profile import LatencyProfile
+from sim.engine.gpu import load_gpu
+from sim.engine.latency_profile import LatencyProfile
 
 from app.calibration_view import is_calibrated_for
 

@@ -3,7 +3,7 @@ configurations have coefficients fitted to their own measurements.
 
 Profiles come from three places: the shipped ones (``sim/catalog/profiles``), YAML files in the
 folder named by ``SERVESIM_PROFILE_DIR``, and files uploaded in a session. All are read by
-``sim.latency_profile.load_profile``, the parser a scenario uses, so a file accepted here is a
+``sim.engine.latency_profile.load_profile``, the parser a scenario uses, so a file accepted here is a
 file ``engine.latency_profile: FILE`` accepts.
 """
 
@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim.errors import ScenarioError
-from sim.gpu import load_gpu
-from sim.latency_profile import (MATCH_KEYS, Coefficients, LatencyProfile, list_profiles,
-                                 load_profile)
-from sim.vllm_release import is_gpu
+from sim.engine.errors import ScenarioError
+from sim.engine.gpu import load_gpu
+from sim.engine.latency_profile import (
+    MATCH_KEYS, Coefficients, LatencyProfile, list_profiles, load_profile,
+)
+from sim.config.vllm_release import is_gpu
 
 PROFILE_DIR_ENV = "SERVESIM_PROFILE_DIR"
 MAX_PROFILE_BYTES = 200_000  # a profile is a page of YAML; anything bigger is the wrong file
@@ -177,7 +178,7 @@ def profile_folder() -> Path | None:
 
 
 def is_calibrated_for(profile: LatencyProfile, **config: object) -> bool:
-    """The rule a run's summary uses (``calibrated_for_this_configuration`` in sim.run): an
+    """The rule a run's summary uses (``calibrated_for_this_configuration`` in sim.runner.run): an
     override naming this GPU and model applies. An override matching only an interconnect or a
     weight format is a correction of the roofline, not a fit to this configuration."""
     match = profile.most_specific_match(**config)
@@ -201,7 +202,7 @@ def configuration_status(profile: LatencyProfile, model: str, gpu: str, tensor_p
 
 def auto_profile_name(model: str, gpu: str, tensor_parallel: int, weight_dtype: str) -> str:
     """The shipped profile ``engine.latency_profile: auto`` picks for this configuration, by
-    the rule of ``sim.run._profile``: ``calibrated`` where its most specific override is fitted
+    the rule of ``sim.config.deployment._profile``: ``calibrated`` where its most specific override is fitted
     to this model on this GPU, else ``trained`` on a GPU and the hand-set ``roofline`` on a
     CPU."""
     device = load_gpu(gpu)

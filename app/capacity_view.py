@@ -1,4 +1,4 @@
-"""Explore's "Highest sustainable rate": the capacity search (``sim.capacity``) on the page's
+"""Explore's "Highest sustainable rate": the capacity search (``sim.planning.capacity``) on the page's
 scenario, worded and drawn.
 
 No Streamlit here: the search takes a progress callback, and everything shown is a pure function
@@ -15,9 +15,11 @@ from collections.abc import Callable
 import altair as alt
 import pandas as pd
 
-from sim.capacity import MAX_SCALE, OPTIMISTIC, PESSIMISTIC, PREDICTED, Check, find_capacity
-from sim.errors import UserError
-from sim.scenario import Scenario
+from sim.planning.capacity import (
+    MAX_SCALE, OPTIMISTIC, PESSIMISTIC, PREDICTED, Check, find_capacity,
+)
+from sim.engine.errors import UserError
+from sim.config.scenario import Scenario
 from traces.errors import TraceError
 
 FIGURES = {"ttft_p95_ms": "p95 TTFT", "tpot_p95_ms": "p95 TPOT", "e2e_p99_ms": "p99 E2E"}

@@ -2,7 +2,7 @@
 against the baseline with a verdict (better, worse, no change), plus the assumptions and sources
 each column rests on.
 
-Rows come from ``sim.comparison.compare`` where it has the figure, so the app and
+Rows come from ``sim.results.comparison.compare`` where it has the figure, so the app and
 ``servesim compare`` agree; the few figures it lacks are read here the same way.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 import yaml
 
-from sim.comparison import change_pct, compare, lookup
+from sim.results.comparison import change_pct, compare, lookup
 
 from app.compare_inputs import SloTarget, meets_slo
 from app.prediction_note import (band_basis, band_range, coverage_text, prediction, range_text,
@@ -31,7 +31,7 @@ class Column:
     summary: dict
 
 
-# (label, row of sim.comparison.compare to take, or a path into the summary, unit, better)
+# (label, row of sim.results.comparison.compare to take, or a path into the summary, unit, better)
 FIGURES: list[tuple[str, str | tuple[str, ...], str, str]] = [
     ("p50 TTFT", "TTFT p50", "ms", "lower"),
     ("p95 TTFT", "TTFT p95", "ms", "lower"),

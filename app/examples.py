@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sim.errors import ScenarioError
+from sim.engine.errors import ScenarioError
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from sim.plan import Candidate, CandidatePlan
+from sim.planning.plan import Candidate, CandidatePlan
 
 from app.plan_view import run_plan
 

@@ -17,14 +17,15 @@ from dataclasses import dataclass
 import pandas as pd
 import yaml
 
-from sim.dtypes import WEIGHT_DTYPES
-from sim.errors import UserError
-from sim.executor import make_executor
-from sim.gpu import list_gpus
-from sim.plan import AUTO_TP, Candidate, CandidatePlan, candidates, check_plannable, plan
-from sim.price import list_prices, price_for
-from sim.run import prediction_summary, resolve
-from sim.scenario import Scenario, scenario_yaml
+from sim.engine.dtypes import WEIGHT_DTYPES
+from sim.engine.errors import UserError
+from sim.planning.executor import make_executor
+from sim.engine.gpu import list_gpus
+from sim.planning.plan import AUTO_TP, Candidate, CandidatePlan, candidates, check_plannable, plan
+from sim.config.price import list_prices, price_for
+from sim.results.summary import prediction_summary
+from sim.config.deployment import resolve
+from sim.config.scenario import Scenario, scenario_yaml
 
 from app.simulation import checked_document, scenario_from_yaml
 
@@ -332,7 +333,7 @@ def chart_points(plans: Sequence[CandidatePlan], metric: str) -> pd.DataFrame:
 def winner_prediction(p: CandidatePlan) -> dict | None:
     """A summary-shaped dict for ``app.prediction_note`` (``prediction`` plus the worst seed's
     p95 TTFT and TPOT) saying how far to trust a candidate's latencies: what
-    ``sim.run.prediction_summary`` says of a run of the candidate's scenario, for the figures
+    ``sim.results.summary.prediction_summary`` says of a run of the candidate's scenario, for the figures
     shown. None when it cannot be told."""
     scenario = p.scenario
     if scenario is None or scenario.is_fleet:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sim.scenario import parse_scenario
+from sim.config.scenario import parse_scenario
 
 from app.compare_inputs import (LoadKnob, SloTarget, canonical_yaml, meets_slo, nominal_rate,
                                 with_load)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import yaml
 
-from sim.errors import ScenarioError
+from sim.engine.errors import ScenarioError
 
 from app.examples import example_names, example_text
 from app.run_figures import format_value

@@ -45,10 +45,10 @@ SCENARIOS = (
 TIMED_RUN = """
 import json, sys, time
 import numpy as np
-from sim.engine import simulate
-from sim.run import resolve
-from sim.scenario import load_scenario
-from sim.workload import generate_workload
+from sim.fleet.simulation import simulate
+from sim.config.deployment import resolve
+from sim.config.scenario import load_scenario
+from sim.workload.workload import generate_workload
 scenario = load_scenario(sys.argv[1])
 setup = resolve(scenario).setup
 workload = generate_workload(scenario.workload, np.random.default_rng(scenario.seed))

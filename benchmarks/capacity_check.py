@@ -1,6 +1,6 @@
 """Is saturation predicted? ``servesim capacity`` on each of the 47 real vLLM H100 runs.
 
-For every run, the highest arrival rate its deployment sustains is found by ``sim.capacity``
+For every run, the highest arrival rate its deployment sustains is found by ``sim.planning.capacity``
 under the run's own load shape (its prompts, replies and prefix groups), with the latency model
 fitted without the run's model (the leave-one-model-out fold profiles of
 ``benchmarks/leave_one_model_out.py``) and one lenient SLO: p95 TTFT at most 10 s, the point
@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.leave_one_model_out import RUNS, fold_profile  # noqa: E402
 from calibrate.deployment_runs import parse_stages, read_runs, scenario_for  # noqa: E402
-from sim.capacity import find_capacity  # noqa: E402
-from sim.scenario import parse_scenario  # noqa: E402
+from sim.planning.capacity import find_capacity
+from sim.config.scenario import parse_scenario
 
 SLO_TTFT_P95_MS = 10_000.0
 STAGE_SECONDS = 120.0

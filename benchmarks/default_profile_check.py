@@ -74,7 +74,7 @@ from calibrate.sources import h100_vllm_steps, splitwise
 from calibrate.step_fit import (FLOOR, OVERHEADS, PARAMS, fit, physically_possible, predict,
                                 profile_coefficients)
 from calibrate.step_sample import StepSample
-from sim.latency_profile import Coefficients, load_profile
+from sim.engine.latency_profile import Coefficients, load_profile
 
 Point = StepSample
 GROUP = ["source", "model", "gpu", "tensor_parallel", "kind"]

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim.engine import simulate
-from sim.metrics import distribution_ms
-from sim.run import resolve
-from sim.scenario import parse_scenario
-from sim.workload import Workload
+from sim.fleet.simulation import simulate
+from sim.results.metrics import distribution_ms
+from sim.config.deployment import resolve
+from sim.config.scenario import parse_scenario
+from sim.workload.workload import Workload
 
 DATA = Path(__file__).resolve().parent.parent / "calibrate" / "data" / "llmservingsim_vllm_bench"
 RUNS = [  # (folder, gpu id, catalog model id)

@@ -31,8 +31,8 @@ from calibrate.replay import comparison, deployment_for, with_coefficients  # no
 from calibrate.run_fit import fit_to_runs  # noqa: E402
 from calibrate.sources import h100_vllm_steps, llmservingsim  # noqa: E402
 from calibrate.step_fit import OVERHEADS, fit, physically_possible  # noqa: E402
-from sim.gpu import load_gpu  # noqa: E402
-from sim.latency_profile import load_profile  # noqa: E402
+from sim.engine.gpu import load_gpu
+from sim.engine.latency_profile import load_profile
 
 
 def _start(model: str, gpu: str, tp: int, dtype: str):

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.engine import simulate
-from sim.run import resolve
-from sim.scenario import load_scenario
-from sim.workload import generate_workload
+from sim.fleet.simulation import simulate
+from sim.config.deployment import resolve
+from sim.config.scenario import load_scenario
+from sim.workload.workload import generate_workload
 
 DEFAULT = Path(__file__).resolve().parent.parent / "examples" / "azure-conv-hour-h100.yaml"
 

@@ -19,8 +19,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sim.run import RunOutcome, run_scenario  # noqa: E402
-from sim.scenario import parse_scenario  # noqa: E402
+from sim.runner.pool_run import RunOutcome
+from sim.runner.run import run_scenario
+from sim.config.scenario import parse_scenario
 
 CONVERSATIONS = 300
 TURNS = 10

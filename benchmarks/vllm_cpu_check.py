@@ -39,8 +39,8 @@ from calibrate.step_fit import physically_possible, profile_coefficients  # noqa
 from calibrate.step_sample import write_samples  # noqa: E402
 from calibrate.vllm_run import (EngineSettings, measured_run, replay_plan, run_driver,  # noqa: E402
                                 step_samples, sweep_plan)
-from sim.latency_profile import load_profile  # noqa: E402
-from sim.workload import Workload  # noqa: E402
+from sim.engine.latency_profile import load_profile
+from sim.workload.workload import Workload
 
 DEFAULT_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
 TINY_LLAMA = {

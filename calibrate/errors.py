@@ -1,6 +1,6 @@
 """Errors for calibration inputs the user supplied (files, options); printed without a traceback."""
 
-from sim.errors import UserError
+from sim.engine.errors import UserError
 
 
 class CalibrationError(UserError):

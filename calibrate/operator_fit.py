@@ -36,7 +36,7 @@ from scipy.optimize import least_squares
 from calibrate.deployment_runs import METRICS, DeploymentRun, parse_stages, scenario_for, \
     stage_means
 from calibrate.errors import CalibrationError
-from sim.latency_profile import OperatorCoefficients, load_profile
+from sim.engine.latency_profile import OperatorCoefficients, load_profile
 
 # searched by simulation; the rest stay at the start profile's values
 FREE = ("gemm_compute_efficiency", "weight_memory_efficiency", "kv_memory_efficiency",
@@ -266,7 +266,7 @@ class PointSimulator:
         if not tasks:
             return []
         if self.executor == "ray":
-            from sim.executor import make_executor
+            from sim.planning.executor import make_executor
 
             self._ray = self._ray or make_executor("ray")
             return self._ray.map(simulate_point, tasks)
@@ -349,8 +349,8 @@ _DEPLOYMENTS: dict[tuple, tuple] = {}
 
 def simulate_point(task: tuple) -> dict:
     """Engine-side stage means of one run under one coefficient set (client costs zero)."""
-    from sim.engine import simulate
-    from sim.operator_latency_model import OperatorLatencyModel
+    from sim.fleet.simulation import simulate
+    from sim.engine.operator_latency_model import OperatorLatencyModel
 
     _, row, values, load = task
     deployment, workload, stages = _deployment(row, tuple(load))
@@ -369,8 +369,9 @@ def simulate_point(task: tuple) -> dict:
 def _deployment(row: dict, load: tuple[float, int]) -> tuple:
     key = (row["run_id"], load)
     if key not in _DEPLOYMENTS:
-        from sim.run import resolve, workload_source
-        from sim.scenario import parse_scenario
+        from sim.config.deployment import resolve
+        from sim.runner.pool_run import workload_source
+        from sim.config.scenario import parse_scenario
 
         spec = scenario_for(row, profile="trained", stage_seconds=load[0],
                             stage_requests=load[1])

@@ -1,4 +1,4 @@
-"""Writing a fitted latency profile in the format ``sim.latency_profile`` reads.
+"""Writing a fitted latency profile in the format ``sim.engine.latency_profile`` reads.
 
 A profile has base coefficients (used for any configuration) and overrides matched on
 (gpu, model, tensor_parallel, weight_dtype) for the configurations that had data of their own;
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from sim.latency_profile import Coefficients, OperatorCoefficients
+from sim.engine.latency_profile import Coefficients, OperatorCoefficients
 
 
 def _number(value: float) -> float:

@@ -16,7 +16,7 @@ import numpy as np
 
 from calibrate.step_fit import OVERHEADS, PARAMS, fit, predict
 from calibrate.step_sample import StepSample
-from sim.latency_profile import Coefficients
+from sim.engine.latency_profile import Coefficients
 
 MIN_SAMPLES_PER_CONFIG = 20  # fewer and a per-configuration refit would chase noise
 

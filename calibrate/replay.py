@@ -16,15 +16,15 @@ import numpy as np
 import pandas as pd
 
 from calibrate.request_run import RequestRun
-from sim.dtypes import resolve_kv_dtype
-from sim.engine import simulate
-from sim.latency_model import LatencyModel
-from sim.latency_profile import Coefficients
-from sim.memory_plan import kv_bytes_per_token_per_gpu
-from sim.metrics import distribution_ms
-from sim.run import Deployment, resolve
-from sim.scenario import parse_scenario
-from sim.workload import Workload
+from sim.engine.dtypes import resolve_kv_dtype
+from sim.fleet.simulation import simulate
+from sim.engine.latency_model import LatencyModel
+from sim.engine.latency_profile import Coefficients
+from sim.config.memory_plan import kv_bytes_per_token_per_gpu
+from sim.results.metrics import distribution_ms
+from sim.config.deployment import Deployment, resolve
+from sim.config.scenario import parse_scenario
+from sim.workload.workload import Workload
 
 METRICS = ("TTFT", "TPOT", "E2E")
 STATS = ("mean", "p50", "p90", "p99")
@@ -62,7 +62,7 @@ def deployment_for(run: RequestRun, profile: str = "default",
 def with_coefficients(deployment: Deployment, coefficients: Coefficients) -> Deployment:
     """The same deployment with its step times from other coefficients."""
     sc = deployment.scenario
-    # "auto" KV is the weight dtype's width (fp32 for an fp32 model), as ``sim.run.resolve``
+    # "auto" KV is the weight dtype's width (fp32 for an fp32 model), as ``sim.config.deployment.resolve``
     # takes it; the raw "auto" would time an fp32 model's KV reads at half their bytes
     kv_dtype = resolve_kv_dtype(sc.engine.kv_cache_dtype, sc.engine.weight_dtype)
     latency = LatencyModel(

@@ -19,7 +19,7 @@ from scipy.optimize import least_squares
 
 from calibrate.replay import deployment_for, latencies, simulated, summary, with_coefficients
 from calibrate.request_run import RequestRun
-from sim.latency_profile import Coefficients
+from sim.engine.latency_profile import Coefficients
 
 RUN_FREE = ("memory_efficiency", "step_overhead_ms")
 WEIGHTS = {"TPOT": 1.0, "E2E": 1.0, "TTFT": 0.5}  # TTFT is mostly queueing: the others drive it

@@ -1,8 +1,8 @@
 """Fitting the latency model's coefficients to measured step times.
 
-The model (``sim.latency_model``) is a roofline whose terms carry the physics (weight and KV
+The model (``sim.engine.latency_model``) is a roofline whose terms carry the physics (weight and KV
 bytes over bandwidth, FLOPs over peak, all-reduce bytes over link bandwidth) and whose few
-coefficients (efficiencies and overheads, ``sim.latency_profile.Coefficients``) are what a fit
+coefficients (efficiencies and overheads, ``sim.engine.latency_profile.Coefficients``) are what a fit
 sets. Residuals are ``log(predicted / measured)``, so a 10 % miss weighs the same on a 5 ms
 decode step as on a 2 s prefill; a soft-L1 loss keeps the odd idle gap in a measurement from
 pulling the fit; each (source, step kind) group weighs the same in total, so ten thousand
@@ -19,12 +19,12 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from calibrate.step_sample import StepSample
-from sim.dtypes import resolve_kv_dtype
-from sim.gpu import load_gpu
-from sim.latency_model import LatencyModel
-from sim.latency_profile import Coefficients, LatencyProfile
-from sim.memory_plan import kv_bytes_per_token_per_gpu
-from sim.model_catalog import load_model
+from sim.engine.dtypes import resolve_kv_dtype
+from sim.engine.gpu import load_gpu
+from sim.engine.latency_model import LatencyModel
+from sim.engine.latency_profile import Coefficients, LatencyProfile
+from sim.config.memory_plan import kv_bytes_per_token_per_gpu
+from sim.config.model_catalog import load_model
 
 # the fixed GPU launch costs (graph replay, eager) are not fitted yet: with the step samples'
 # model (no CUDA graphs, synchronous) the eager one is indistinguishable from step_overhead_ms
@@ -50,7 +50,7 @@ def predict(samples: list[StepSample], coefficients: CoefficientsFor) -> np.ndar
         if key not in models:
             spec = load_model(s.model)
             # samples do not record the KV dtype; the engines they come from ran "auto", which
-            # is the weight dtype's width (fp32 for an fp32 model), as ``sim.run.resolve`` has it
+            # is the weight dtype's width (fp32 for an fp32 model), as ``sim.config.deployment.resolve`` has it
             models[key] = LatencyModel(
                 spec, load_gpu(s.gpu), c, tensor_parallel=s.tensor_parallel,
                 weight_dtype=s.weight_dtype,

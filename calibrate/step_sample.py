@@ -2,7 +2,7 @@
 source is turned into and every fit reads.
 
 A sample carries the configuration it was measured on (model and GPU catalog ids, tensor
-parallelism, weight format), the work of the step as a ``sim.batch.Batch`` and the measured
+parallelism, weight format), the work of the step as a ``sim.engine.batch.Batch`` and the measured
 wall time. Samples are stored as Parquet, one row per step, the batch's fields as columns.
 """
 
@@ -14,7 +14,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from calibrate.errors import CalibrationError
-from sim.batch import Batch
+from sim.engine.batch import Batch
 
 CONFIG_COLUMNS = ["source", "model", "gpu", "tensor_parallel", "weight_dtype", "kind"]
 # a measured step's work: the first six Batch terms (host-memory loads and requests riding

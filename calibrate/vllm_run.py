@@ -25,8 +25,8 @@ import numpy as np
 from calibrate.errors import CalibrationError
 from calibrate.request_run import RequestRun, RunConfig, from_timestamps
 from calibrate.step_sample import StepSample, kind_of
-from sim.batch import Batch, chunk_terms
-from sim.workload import Workload
+from sim.engine.batch import Batch, chunk_terms
+from sim.workload.workload import Workload
 
 DRIVER = Path(__file__).with_name("vllm_driver.py")
 HF_DRIVER = Path(__file__).with_name("hf_driver.py")

@@ -36,8 +36,8 @@ from calibrate.run_fit import fit_to_runs  # noqa: E402
 from calibrate.sources import h100_vllm_steps, llmservingsim  # noqa: E402
 from calibrate.step_fit import OVERHEADS, fit, physically_possible  # noqa: E402
 from calibrate.step_sample import read_samples  # noqa: E402
-from sim.gpu import load_gpu  # noqa: E402
-from sim.latency_profile import Coefficients, load_profile  # noqa: E402
+from sim.engine.gpu import load_gpu
+from sim.engine.latency_profile import Coefficients, load_profile
 
 OUT = ROOT / "sim" / "catalog" / "profiles" / "calibrated.yaml"
 CPU_STEPS = ROOT / "calibrate" / "data" / "vllm_cpu_tiny_llama" / "steps.parquet"

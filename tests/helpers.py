@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sim.batch import Batch
-from sim.batching_policy import BatchingPolicy
-from sim.engine import EngineSetup
-from sim.gateway import GatewayPolicy
-from sim.scheduler import SchedulerLimits
-from sim.step_series import StepSeries
+from sim.engine.batch import Batch
+from sim.engine.batching_policy import BatchingPolicy
+from sim.fleet.simulation import EngineSetup
+from sim.fleet.gateway import GatewayPolicy
+from sim.engine.scheduler import SchedulerLimits
+from sim.engine.step_series import StepSeries
 
 
 class LinearLatency:

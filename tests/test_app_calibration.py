@@ -15,8 +15,8 @@ from app.calibration_view import (auto_profile_name, calibrated_configurations, 
                                   profile_from_text, read_profile_upload, resolved_table,
                                   uploaded_choice)
 from calibrate.replay import deployment_for, errors_of, simulated_latencies
-from sim.errors import ScenarioError
-from sim.latency_profile import LatencyProfile, load_profile
+from sim.engine.errors import ScenarioError
+from sim.engine.latency_profile import LatencyProfile, load_profile
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app" / "views" / "calibration.py")
 

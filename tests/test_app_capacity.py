@@ -11,7 +11,7 @@ import yaml
 from streamlit.testing.v1 import AppTest
 
 from app import capacity_view as cv
-from sim.scenario import parse_scenario
+from sim.config.scenario import parse_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "app" / "views" / "explore.py")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.cli import MAIN, streamlit_command
-from sim.cli import main
+from sim.commands.cli import main
 
 
 def test_the_app_command_is_listed(capsys):

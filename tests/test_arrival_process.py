@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.arrival_process import arrival_times, staged_arrival_times
-from sim.workload_spec import ArrivalsSpec, StageSpec
+from sim.workload.arrival_process import arrival_times, staged_arrival_times
+from sim.workload.workload_spec import ArrivalsSpec, StageSpec
 
 N = 100_000
 

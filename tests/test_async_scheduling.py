@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from sim.batch import Batch
-from sim.engine import simulate
-from sim.workload import Workload
+from sim.engine.batch import Batch
+from sim.fleet.simulation import simulate
+from sim.workload.workload import Workload
 from tests.helpers import LinearLatency, make_setup
 
 TEN_MS = LinearLatency(base=0.010, per_token=0.0)
@@ -104,8 +104,8 @@ def test_blocks_of_a_request_stopping_at_end_of_sequence_are_freed_one_step_late
 ])
 def test_host_work_hides_behind_gpu_time_only_where_the_profile_sets_it_apart(
         tmp_path, overlap: bool, asynchronous: bool | None, hidden: bool) -> None:
-    from sim.run import resolve
-    from sim.scenario import parse_scenario
+    from sim.config.deployment import resolve
+    from sim.config.scenario import parse_scenario
 
     profile = tmp_path / "split.yaml"
     profile.write_text(

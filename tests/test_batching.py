@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.batching_policy import BatchingPolicy
-from sim.engine import simulate
-from sim.kv_state import waste_shares
-from sim.workload import Workload
+from sim.engine.batching_policy import BatchingPolicy
+from sim.fleet.simulation import simulate
+from sim.engine.kv_state import waste_shares
+from sim.workload.workload import Workload
 from tests.helpers import make_setup
 
 

@@ -10,7 +10,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from sim.block_pool import ANON, BlockPool
+from sim.engine.block_pool import ANON, BlockPool
 
 K = 7  # a shared prefix's owner
 OWN = 1_000  # a request's own content

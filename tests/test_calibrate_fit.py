@@ -13,8 +13,8 @@ from calibrate.errors import CalibrationError
 from calibrate.sources import h100_vllm_steps, splitwise
 from calibrate.step_fit import OVERHEADS, PARAMS, fit, physically_possible, predict
 from calibrate.step_sample import StepSample, kind_of, read_samples, write_samples
-from sim.batch import Batch
-from sim.latency_profile import Coefficients
+from sim.engine.batch import Batch
+from sim.engine.latency_profile import Coefficients
 
 TRUE = Coefficients(2.0, 0.03, 0.4, 0.55, 0.85, 12.0, 0.6)
 
@@ -85,10 +85,10 @@ def test_the_bundled_measurements_read_as_samples() -> None:
 
 def test_a_fit_times_an_fp32_models_steps_as_a_scenario_run_does() -> None:
     """KV "auto" is fp32 for an fp32 model: the fit's predictions must read the KV bytes
-    ``sim.run.resolve`` does, or a profile fitted to the CPU engine's tiny-llama steps would
+    ``sim.config.deployment.resolve`` does, or a profile fitted to the CPU engine's tiny-llama steps would
     carry the difference in its coefficients."""
-    from sim.run import resolve
-    from sim.scenario import parse_scenario
+    from sim.config.deployment import resolve
+    from sim.config.scenario import parse_scenario
 
     root = Path(__file__).resolve().parent.parent
     steps = read_samples(root / "calibrate" / "data" / "vllm_cpu_tiny_llama" / "steps.parquet")
@@ -107,8 +107,8 @@ def test_a_fit_times_an_fp32_models_steps_as_a_scenario_run_does() -> None:
 
 def test_calibrate_ingest_then_fit_writes_a_profile_the_simulator_loads(tmp_path: Path,
                                                                         capsys) -> None:
-    from sim.cli import main
-    from sim.latency_profile import load_profile
+    from sim.commands.cli import main
+    from sim.engine.latency_profile import load_profile
 
     samples = synthetic_samples(np.random.default_rng(4), 40)
     write_samples(samples, tmp_path / "steps.parquet")
@@ -133,7 +133,7 @@ def test_calibrate_ingest_then_fit_writes_a_profile_the_simulator_loads(tmp_path
 
 def test_calibrate_commands_report_bad_input_without_a_traceback(tmp_path: Path,
                                                                   capsys) -> None:
-    from sim.cli import main
+    from sim.commands.cli import main
 
     assert main(["calibrate", "fit", str(tmp_path / "none.parquet"), "--out",
                  str(tmp_path / "p.yaml")]) == 2
@@ -146,7 +146,7 @@ def test_calibrate_commands_report_bad_input_without_a_traceback(tmp_path: Path,
 
 def test_iteration_log_lines_become_samples_with_the_context_from_kv_usage(tmp_path: Path,
                                                                           capsys) -> None:
-    from sim.cli import main
+    from sim.commands.cli import main
 
     log = tmp_path / "server.log"
     log.write_text(

@@ -13,9 +13,9 @@ from calibrate.replay import comparison, deployment_for, with_coefficients, work
 from calibrate.request_run import RequestRun, RunConfig, from_timestamps, load_run
 from calibrate.run_fit import fit_to_runs
 from calibrate.sources import llmservingsim
-from sim.cli import main
-from sim.engine import simulate
-from sim.workload import Workload
+from sim.commands.cli import main
+from sim.fleet.simulation import simulate
+from sim.workload.workload import Workload
 
 CONFIG = RunConfig(model="llama-3.1-8b", gpu="rtx-4090", tensor_parallel=1, max_num_seqs=64,
                    max_num_batched_tokens=2048, num_gpu_blocks=2000, source="synthetic")

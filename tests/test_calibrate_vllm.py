@@ -16,8 +16,8 @@ from calibrate.request_run import RunConfig
 from calibrate.vllm_driver import token_ids
 from calibrate.vllm_run import (EngineSettings, measured_run, replay_plan, run_driver,
                                 step_batch, step_samples, sweep_plan)
-from sim.batch import Batch, chunk_terms
-from sim.workload import Workload
+from sim.engine.batch import Batch, chunk_terms
+from sim.workload.workload import Workload
 
 ROOT = Path(__file__).resolve().parent.parent
 VLLM_PYTHON = Path(os.environ.get("SERVESIM_VLLM_PYTHON", ROOT / ".venv-vllm" / "bin" / "python"))
@@ -156,7 +156,7 @@ def test_the_transformers_profiler_writes_samples_a_fit_reads(tmp_path: Path) ->
 
     from benchmarks.vllm_cpu_check import TINY_LLAMA
     from calibrate.step_sample import read_samples
-    from sim.cli import main
+    from sim.commands.cli import main
 
     (tmp_path / "tiny").mkdir()
     (tmp_path / "tiny" / "config.json").write_text(json.dumps(TINY_LLAMA))

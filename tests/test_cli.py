@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from sim.cli import main
-from sim.scenario import load_scenario
+from sim.commands.cli import main
+from sim.config.scenario import load_scenario
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -240,7 +240,7 @@ def test_negative_seed_is_a_user_error(tmp_path: Path, capsys) -> None:
 
 def test_model_config_path_is_read_from_the_scenario_folder(tmp_path: Path, capsys,
                                                             monkeypatch) -> None:
-    from sim.model_catalog import load_model
+    from sim.config.model_catalog import load_model
 
     folder = tmp_path / "plans"
     folder.mkdir()
@@ -300,7 +300,7 @@ def test_a_class_mix_reports_each_endpoint_and_feeds_the_gateway(tmp_path: Path,
 def test_the_table_says_how_far_to_trust_the_latencies(tmp_path, capsys) -> None:
     """The trained profile's coverage and the range of the headline latencies, both ends in
     one unit; a profile without a band says why."""
-    from sim.report import _prediction_lines, _range
+    from sim.results.report import _prediction_lines, _range
 
     assert _range(900.0, 120_000.0) == "0.9-120.0 s"
     assert _range(10.0, 20.0) == "10.0-20.0 ms"

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sim.cli import main
-from sim.comparison import compare
-from sim.errors import ScenarioError
-from sim.scenario import apply_overrides, load_scenario
+from sim.commands.cli import main
+from sim.results.comparison import compare
+from sim.engine.errors import ScenarioError
+from sim.config.scenario import apply_overrides, load_scenario
 
 BASE = {
     "name": "base",

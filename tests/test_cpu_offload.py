@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from sim.errors import ScenarioError
-from sim.run import resolve, run_scenario
-from sim.scenario import parse_scenario
+from sim.engine.errors import ScenarioError
+from sim.config.deployment import resolve
+from sim.runner.run import run_scenario
+from sim.config.scenario import parse_scenario
 
 
 def scenario(engine: dict, hardware: dict | None = None, **workload: object) -> dict:
@@ -59,7 +60,7 @@ def test_prefixes_evicted_from_a_small_gpu_cache_hit_in_host_memory() -> None:
 
 
 def test_a_host_memory_hit_costs_its_kv_bytes_over_the_host_link() -> None:
-    from sim.batch import Batch
+    from sim.engine.batch import Batch
 
     latency = resolve(parse_scenario(scenario({"cpu_offload_gib": 8}))).setup.latency
     prefill = Batch(prefill_tokens=100, prefill_seqs=1, prefill_attention_pairs=5050.0,

@@ -12,14 +12,14 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sim.batching_policy import BatchingPolicy
-from sim.block_pool import BlockPool
-from sim.engine import simulate
-from sim.gateway import GatewayPolicy
-from sim.prefix_hash import shared_prefix_segments
-from sim.request import Request
-from sim.scheduler import ContinuousScheduler, SchedulerLimits
-from sim.workload import Workload
+from sim.engine.batching_policy import BatchingPolicy
+from sim.engine.block_pool import BlockPool
+from sim.fleet.simulation import simulate
+from sim.fleet.gateway import GatewayPolicy
+from sim.engine.prefix_hash import shared_prefix_segments
+from sim.engine.request import Request
+from sim.engine.scheduler import ContinuousScheduler, SchedulerLimits
+from sim.workload.workload import Workload
 from tests.helpers import LinearLatency, make_setup
 
 

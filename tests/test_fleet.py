@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.engine import simulate
-from sim.errors import ScenarioError
-from sim.fleet import NO_ROUTE
-from sim.route_table import UNROUTED, RouteTable, uniform
-from sim.run import run_scenario
-from sim.scenario import RouteSpec, parse_scenario
-from sim.workload import Workload
+from sim.fleet.simulation import simulate
+from sim.engine.errors import ScenarioError
+from sim.runner.fleet_run import NO_ROUTE
+from sim.runner.route_table import UNROUTED, RouteTable, uniform
+from sim.runner.run import run_scenario
+from sim.config.scenario import RouteSpec, parse_scenario
+from sim.workload.workload import Workload
 from tests.helpers import LinearLatency, make_setup
 
 CLASSES = [

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.batching_policy import BatchingPolicy
-from sim.engine import simulate
-from sim.gateway import GatewayPolicy, release_groups
-from sim.workload import Workload
+from sim.engine.batching_policy import BatchingPolicy
+from sim.fleet.simulation import simulate
+from sim.fleet.gateway import GatewayPolicy, release_groups
+from sim.workload.workload import Workload
 from tests.helpers import make_setup
 
 

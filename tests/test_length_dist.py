@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.length_dist import dataset_table, sample_input_output, sample_lengths
-from sim.workload_spec import LengthsSpec, LengthSpec
+from sim.workload.length_dist import dataset_table, sample_input_output, sample_lengths
+from sim.workload.workload_spec import LengthsSpec, LengthSpec
 
 N = 100_000
 

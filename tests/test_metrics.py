@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.cost import FleetPrice, cost_summary
-from sim.metrics import distribution_ms, weighted_distribution_ms
+from sim.config.price import FleetPrice
+from sim.results.cost import cost_summary
+from sim.results.metrics import distribution_ms, weighted_distribution_ms
 
 
 def test_distribution_in_ms_ignores_nan() -> None:

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from sim.errors import ScenarioError
-from sim.model_catalog import CATALOG_DIR, list_models, load_model
-from sim.model_spec import ModelSpec
+from sim.engine.errors import ScenarioError
+from sim.config.model_catalog import CATALOG_DIR, list_models, load_model
+from sim.engine.model_spec import ModelSpec
 
 REQUIRED_IDS = ["llama-2-7b", "llama-2-70b", "llama-3.1-8b", "llama-3.1-70b", "codellama-34b",
                 "qwen3-14b", "qwen2.5-7b", "mistral-7b", "mixtral-8x7b", "opt-13b"]

@@ -15,9 +15,9 @@ from calibrate.deployment_runs import (DeploymentRun, parse_stages, read_runs, s
 from calibrate.errors import CalibrationError
 from calibrate.operator_fit import (NEUTRAL_START, PointSimulator, fit_runs,
                                     projected_residuals)
-from sim.cli import main
-from sim.run import run_scenario
-from sim.scenario import parse_scenario
+from sim.commands.cli import main
+from sim.runner.run import run_scenario
+from sim.config.scenario import parse_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "calibrate" / "data" / "vllm_h100_runs" / "runs.csv"

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.batch import Batch
-from sim.gpu import load_gpu
-from sim.latency_profile import OperatorCoefficients, load_profile
-from sim.model_spec import ModelSpec
-from sim.operator_latency_model import OperatorLatencyModel
+from sim.engine.batch import Batch
+from sim.engine.gpu import load_gpu
+from sim.engine.latency_profile import OperatorCoefficients, load_profile
+from sim.engine.model_spec import ModelSpec
+from sim.engine.operator_latency_model import OperatorLatencyModel
 
 # 2 layers, hidden 4, 2 query heads and 1 KV head of width 2, a gated MLP of width 8, a
 # vocabulary of 10: per layer q, o = 4x4, k, v = 4x2 (48 parameters), MLP 3x4x8 (96)

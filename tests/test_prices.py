@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from sim.errors import ScenarioError
-from sim.gpu import list_gpus
-from sim.price import PRICES_FILE, list_prices, price_for
+from sim.engine.errors import ScenarioError
+from sim.engine.gpu import list_gpus
+from sim.config.price import PRICES_FILE, list_prices, price_for
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED_IDS = ["a100-40gb", "a100-80gb", "h100-sxm", "h200", "l4", "l40s", "a10g", "t4",
@@ -84,7 +84,7 @@ def test_raw_prices_ship_with_license_and_provenance() -> None:
 
 
 def _scenario(hardware: dict):
-    from sim.scenario import parse_scenario
+    from sim.config.scenario import parse_scenario
 
     return parse_scenario({
         "model": "llama-3.1-8b", "hardware": {"gpu": "h100-sxm", "replicas": 3, **hardware},
@@ -94,7 +94,7 @@ def _scenario(hardware: dict):
 
 
 def test_reserved_tier_is_on_demand_less_the_given_discount() -> None:
-    from sim.run import resolve
+    from sim.config.deployment import resolve
 
     price = resolve(_scenario({"price_tier": "reserved", "reserved_discount": 0.4})).price
     assert price.usd_per_gpu_hour == pytest.approx(0.6 * price_for("h100-sxm").usd_per_gpu_hour)

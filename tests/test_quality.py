@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-import sim.quality as quality
-from sim.dtypes import WEIGHT_DTYPES
-from sim.errors import ScenarioError
-from sim.model_catalog import list_models
-from sim.quality import QUALITY_FILE, Retention, list_retention, retention_for
+import sim.config.quality as quality
+from sim.engine.dtypes import WEIGHT_DTYPES
+from sim.engine.errors import ScenarioError
+from sim.config.model_catalog import list_models
+from sim.config.quality import QUALITY_FILE, Retention, list_retention, retention_for
 
 QUANTIZED = ("fp8", "int8", "awq-int4", "gptq-int4")
 

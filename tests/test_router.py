@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.engine import simulate
-from sim.workload import Workload
+from sim.fleet.simulation import simulate
+from sim.workload.workload import Workload
 from tests.helpers import LinearLatency, make_setup
 
 

@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 
 from benchmarks.session_story import hand_prefill
-from sim.engine import simulate
-from sim.errors import ScenarioError
-from sim.prefix_hash import OWN, next_turn_segments
-from sim.run import run_scenario
-from sim.scenario import parse_scenario
-from sim.session_workload import SessionWorkload, generate_sessions
-from sim.workload_spec import WorkloadSpec
+from sim.fleet.simulation import simulate
+from sim.engine.errors import ScenarioError
+from sim.engine.prefix_hash import OWN, next_turn_segments
+from sim.runner.run import run_scenario
+from sim.config.scenario import parse_scenario
+from sim.workload.session_workload import SessionWorkload, generate_sessions
+from sim.workload.workload_spec import WorkloadSpec
 from tests.helpers import LinearLatency, make_setup
 
 BS = 16

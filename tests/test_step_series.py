@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.batch import Batch
-from sim.step_log import StepLog
-from sim.step_series import StepSeries
+from sim.engine.batch import Batch
+from sim.engine.step_log import StepLog
+from sim.engine.step_series import StepSeries
 
 coef = st.floats(0, 0.01, allow_nan=False)
 slope = st.floats(0, 1e-4, allow_nan=False)

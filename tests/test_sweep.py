@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from sim.errors import ScenarioError, UserError
-from sim.executor import make_executor
-from sim.scenario import parse_scenario
-from sim.sweep import SweepGrid, load_grid, run_sweep
-from sim.sweep_command import add_sweep_command
+from sim.engine.errors import ScenarioError, UserError
+from sim.planning.executor import make_executor
+from sim.config.scenario import parse_scenario
+from sim.planning.sweep import SweepGrid, load_grid, run_sweep
+from sim.commands.sweep_command import add_command
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 BASE = EXAMPLES / "llama3-8b-h100-shared-prefix.yaml"  # seed 1
@@ -186,7 +186,7 @@ def test_the_parquet_file_reads_back_equal(tmp_path: Path) -> None:
 
 def sweep_cli(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="servesim")
-    add_sweep_command(parser.add_subparsers(required=True))
+    add_command(parser.add_subparsers(required=True), "sweep", "sweep a grid")
     args = parser.parse_args(["sweep", *argv])
     return args.handler(args)
 
@@ -211,7 +211,7 @@ def test_command_refuses_an_out_folder_that_does_not_exist(tmp_path: Path) -> No
 
 
 def test_servesim_sweep_prints_a_bad_point_without_a_traceback(tmp_path: Path, capsys) -> None:
-    from sim.cli import main
+    from sim.commands.cli import main
 
     path = write_grid(tmp_path, {"grid": {"engine.block_size": [16, 24]}})
     assert main(["sweep", str(path), "--no-progress"]) == 2

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from sim.cli import main
-from sim.prefix_hash import shared_prefix_segments, trace_segments
-from sim.errors import ScenarioError
-from sim.run import run_scenario
-from sim.scenario import parse_scenario
+from sim.commands.cli import main
+from sim.engine.prefix_hash import shared_prefix_segments, trace_segments
+from sim.engine.errors import ScenarioError
+from sim.runner.run import run_scenario
+from sim.config.scenario import parse_scenario
 from traces.trace import open_trace
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -110,7 +110,7 @@ def test_a_bad_trace_row_is_named_and_exits_2(tmp_path: Path, capsys) -> None:
 
 
 def test_a_trace_cannot_be_combined_with_generated_arrivals() -> None:
-    from sim.errors import ScenarioError
+    from sim.engine.errors import ScenarioError
 
     with pytest.raises(ScenarioError, match="remove arrivals"):
         parse_scenario(scenario({"path": "azure-conv-2023"}, arrivals={"rate_per_s": 3}))

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from benchmarks import vllm_h100_replay as replay
-from sim.model_catalog import load_model
-from sim.run import run_scenario
-from sim.scenario import parse_scenario
+from sim.config.model_catalog import load_model
+from sim.runner.run import run_scenario
+from sim.config.scenario import parse_scenario
 
 
 @pytest.fixture(scope="module")

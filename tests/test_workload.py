@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim.errors import ScenarioError
-from sim.workload import Workload, generate_workload
-from sim.workload_spec import WorkloadSpec
+from sim.engine.errors import ScenarioError
+from sim.workload.workload import Workload, generate_workload
+from sim.workload.workload_spec import WorkloadSpec
 
 SHARED = {
     "num_groups": 8,
@@ -91,8 +91,8 @@ def test_repeated_questions_name_the_system_prompt_by_group_and_the_rest_by_pair
 @pytest.mark.parametrize(("repeat", "second_pass_cached"), [(True, 560), (False, 96)])
 def test_a_repeated_question_finds_its_whole_prompt_cached(repeat: bool,
                                                             second_pass_cached: int) -> None:
-    from sim.run import run_scenario
-    from sim.scenario import parse_scenario
+    from sim.runner.run import run_scenario
+    from sim.config.scenario import parse_scenario
 
     scenario = parse_scenario({
         "model": "llama-3.1-8b", "hardware": {"gpu": "h100-sxm"},

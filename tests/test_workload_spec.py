@@ -8,8 +8,8 @@ import pytest
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from sim.errors import ScenarioError
-from sim.workload_spec import LengthSpec, SharedPrefixSpec, WorkloadSpec
+from sim.engine.errors import ScenarioError
+from sim.workload.workload_spec import LengthSpec, SharedPrefixSpec, WorkloadSpec
 
 LENGTHS = {"input": {"dist": "fixed", "value": 512}, "output": {"dist": "fixed", "value": 128}}
 SHARED = {

@@ -16,8 +16,8 @@ from app.rate_curve import (best_at_slo, curve_frame, measured_rate, plan_sweep,
 from app.scenario_io import download_scenario, file_stem, read_scenario_upload
 from app.examples import example_names, example_text
 from app.simulation import checked_document, simulate_yaml
-from sim.errors import UserError
-from sim.scenario import parse_scenario
+from sim.engine.errors import UserError
+from sim.config.scenario import parse_scenario
 from traces.errors import TraceError
 
 EXPLORE_KEY = "explore_scenario_yaml"  # the scenario the Explore page last ran

@@ -12,7 +12,7 @@ from app.prediction_note import band_basis, band_text, cdf_band_frame, trust_lin
 from app.run_figures import cost_figures, engine_figures, latency_figures, profile_lines, slo_lines
 from app.scenario_io import download_scenario, read_scenario_upload
 from app.simulation import scenario_from_yaml, simulate_yaml
-from sim.errors import ScenarioError
+from sim.engine.errors import ScenarioError
 from traces.errors import TraceError
 
 st.title("Explore a serving setup")

@@ -11,8 +11,8 @@ import hashlib
 
 import streamlit as st
 
-from sim.errors import UserError
-from sim.plan import check_plannable
+from sim.engine.errors import UserError
+from sim.planning.plan import check_plannable
 from traces.errors import TraceError
 
 from app.examples import example_names, example_text

@@ -5,8 +5,8 @@ from pathlib import Path
 import altair as alt
 import streamlit as st
 
-from sim.errors import ScenarioError
-from sim.gpu import list_gpus
+from sim.engine.errors import ScenarioError
+from sim.engine.gpu import list_gpus
 from traces.bundled import sources_and_licenses
 from traces.bundled import names as bundled_names
 from traces.errors import TraceError

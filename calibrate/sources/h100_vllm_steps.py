@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from calibrate.step_sample import StepSample, kind_of
-from sim.batch import Batch
+from sim.engine.batch import Batch
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "h100_vllm_steps"
 SOURCE = "vllm-h100"

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from calibrate.step_sample import StepSample
-from sim.batch import Batch
+from sim.engine.batch import Batch
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "splitwise_static_batches"
 SOURCE = "splitwise"

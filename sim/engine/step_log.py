@@ -14,8 +14,10 @@ import pandas as pd
 
 from sim.engine.batch import Batch
 from sim.engine.kv_state import WASTE_COLUMNS
+from sim.engine.row_blocks import RowBlocks
 from sim.engine.step_series import StepSeries
 
+FLOAT_COLUMNS = ("start_s", "duration_s")
 COLUMNS = [
     "start_s", "num_steps", "duration_s", "decode_seqs", "prefill_seqs", "prefill_tokens",
     "kv_used_start", "kv_used_end", *WASTE_COLUMNS,
@@ -24,44 +26,67 @@ COLUMNS = [
 
 class StepLog:
     def __init__(self) -> None:
-        self._rows: list[tuple] = []
+        self._rows = RowBlocks(len(COLUMNS))
         # decode steps as linear pieces: (first duration, slope, count, decoding sequences)
-        self._itl: list[tuple[float, float, int, int]] = []
+        self._itl = RowBlocks(4)
 
     def add(self, start_s: float, timing: StepSeries | float, num_steps: int, batch: Batch,
             kv_used_start: int, memory_end: tuple[int, int, int, int, int]) -> None:
         """``memory_end``: blocks in use after the step, then the four parts of
         ``sim.engine.kv_state``."""
         total = timing if isinstance(timing, float) else timing.total
-        self._rows.append(
+        rows = self._rows
+        rows.rows.append(
             (start_s, num_steps, total, batch.decode_seqs, batch.prefill_seqs,
              batch.prefill_tokens, kv_used_start, *memory_end)
         )
+        rows.compact_if_full()
         seqs = batch.decode_seqs - batch.leaving_seqs  # sequences that got a token
         if seqs:
+            itl = self._itl
             if isinstance(timing, float):
-                self._itl.append((timing, 0.0, 1, seqs))
+                itl.rows.append((timing, 0.0, 1, seqs))
             else:
                 for first, slope, count in timing.pieces:
-                    self._itl.append((first, slope, count, seqs))
+                    itl.rows.append((first, slope, count, seqs))
+            itl.compact_if_full()
 
     def __len__(self) -> int:
         return len(self._rows)
 
     def frame(self) -> pd.DataFrame:
-        table = np.array(self._rows, dtype=np.float64).reshape(-1, len(COLUMNS))
-        frame = pd.DataFrame(table, columns=COLUMNS)
-        integer = [c for c in COLUMNS if c not in ("start_s", "duration_s")]
-        return frame.astype({c: np.int64 for c in integer})
+        """The rows as a frame (taking them out of the log, see ``steps_frame``)."""
+        return steps_frame([self]).drop(columns="replica")
+
+    def itl_pieces(self) -> np.ndarray:
+        """Decode steps as rows (first duration, slope, count, decoding sequences)."""
+        return self._itl.array()
 
     def itl_samples(self) -> tuple[np.ndarray, np.ndarray]:
         """(step durations, weights): one entry per decode step, weighted by its decoders."""
-        if not self._itl:
-            return np.empty(0), np.empty(0)
-        table = np.array(self._itl, dtype=np.float64)
-        first, slope = table[:, 0], table[:, 1]
-        count, seqs = table[:, 2].astype(np.int64), table[:, 3]
-        piece = np.repeat(np.arange(len(count)), count)
-        index_in_piece = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
-        durations = first[piece] + slope[piece] * index_in_piece
-        return durations, seqs[piece]
+        return expand_pieces(self.itl_pieces())
+
+
+def steps_frame(logs: list[StepLog]) -> pd.DataFrame:
+    """One frame of several replicas' logs, with a ``replica`` column (their index in
+    ``logs``). A long run's step table is the largest thing it makes, so the rows are taken out
+    of the logs (which are left empty) and copied once, column by column."""
+    tables = [log._rows.take() for log in logs]
+    table = tables[0] if len(tables) == 1 else np.concatenate(tables)
+    columns = {"replica": np.repeat(np.arange(len(tables)), [len(t) for t in tables])}
+    del tables
+    for j, name in enumerate(COLUMNS):
+        columns[name] = table[:, j].astype(np.float64 if name in FLOAT_COLUMNS else np.int64)
+    del table
+    return pd.DataFrame(columns, copy=False)
+
+
+def expand_pieces(pieces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(durations, weights), one entry per step, of rows (first, slope, count, weight)."""
+    if len(pieces) == 0:
+        return np.empty(0), np.empty(0)
+    first, slope = pieces[:, 0], pieces[:, 1]
+    count, weight = pieces[:, 2].astype(np.int64), pieces[:, 3]
+    piece = np.repeat(np.arange(len(count)), count)
+    index_in_piece = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+    return first[piece] + slope[piece] * index_in_piece, weight[piece]

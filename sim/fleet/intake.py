@@ -27,7 +27,7 @@ from sim.fleet.gateway import GatewayPolicy, release_groups
 from sim.engine.prefix_hash import (
     Segments, next_turn_segments, shared_prefix_segments, trace_segments,
 )
-from sim.fleet.record import RequestRecord
+from sim.fleet.record import RecordLog, RequestRecord
 from sim.engine.replica import ArrivalClock, Replica
 from sim.engine.request import Request
 from sim.fleet.router import make_router
@@ -63,7 +63,7 @@ class Intake:
     """Rejects, caps and routes rows; keeps the counts a summary reports."""
 
     def __init__(self, replicas: list[Replica], router: str, max_model_len: int,
-                 block_size: int, prefix_caching: bool, records: list[RequestRecord],
+                 block_size: int, prefix_caching: bool, records: RecordLog,
                  progress: Callable[[int, int], None] | None) -> None:
         self.replicas = replicas
         self.router = make_router(router)

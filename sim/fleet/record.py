@@ -32,12 +32,55 @@ class RequestRecord(NamedTuple):
 
 
 RECORD_COLUMNS = list(RequestRecord._fields)
+CHUNK_RECORDS = 32_768
+
+
+class RecordLog:
+    """A run's records as they are made. Every ``CHUNK_RECORDS`` of them become a DataFrame
+    chunk, so a long run holds columns rather than a tuple of Python objects per request."""
+
+    __slots__ = ("_pending", "_chunks", "_count")
+
+    def __init__(self) -> None:
+        self._pending: list[RequestRecord] = []
+        self._chunks: list[pd.DataFrame] = []
+        self._count = 0
+
+    def append(self, record: RequestRecord) -> None:
+        pending = self._pending
+        pending.append(record)
+        if len(pending) >= CHUNK_RECORDS:
+            self._chunks.append(_raw_frame(pending))
+            self._count += len(pending)
+            self._pending = []
+
+    def extend(self, records: list[RequestRecord]) -> None:
+        for record in records:
+            self.append(record)
+
+    def __len__(self) -> int:
+        return self._count + len(self._pending)
+
+    def frame(self) -> pd.DataFrame:
+        """Every record so far: see ``records_frame``."""
+        chunks = list(self._chunks)
+        if self._pending or not chunks:  # (an empty frame's columns are untyped: no concat)
+            chunks.append(_raw_frame(self._pending))
+        raw = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
+        return _derived(raw)
 
 
 def records_frame(records: list[RequestRecord]) -> pd.DataFrame:
     """One DataFrame, one row per request, ordered by request id, with derived latencies."""
+    return _derived(_raw_frame(records))
+
+
+def _raw_frame(records: list[RequestRecord]) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(records, columns=RECORD_COLUMNS)
-    frame = frame.astype({"session": "int64", "turn": "int64"})  # also when there are no rows
+    return frame.astype({"session": "int64", "turn": "int64"})  # also when there are no rows
+
+
+def _derived(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.sort_values("rid", kind="stable").reset_index(drop=True)
     frame["ttft_s"] = frame["first_token_s"] - frame["arrival_s"]
     frame["e2e_s"] = frame["finish_s"] - frame["arrival_s"]

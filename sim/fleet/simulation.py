@@ -23,13 +23,14 @@ from sim.engine.errors import ScenarioError
 from sim.fleet.gateway import GatewayPolicy
 from sim.engine.latency_model import LatencyModel
 from sim.fleet.intake import ClosedLoop, Conversations, Intake, open_loop
-from sim.fleet.record import RequestRecord, records_frame
+from sim.fleet.record import RecordLog, RequestRecord
 from sim.engine.replica import ArrivalClock, Replica
 from sim.engine.request import Request
 from sim.engine.scheduler import ContinuousScheduler, SchedulerLimits
 from sim.workload.session_workload import SessionWorkload
 from sim.engine.slot_pool import SlotPool
 from sim.engine.static_scheduler import StaticScheduler
+from sim.engine.step_log import expand_pieces, steps_frame
 from sim.workload.workload import Workload
 
 _GC_ALLOCATIONS = 50_000  # allocations between collections of the youngest generation
@@ -73,8 +74,9 @@ class EngineSetup:
 class SimulationResult:
     records: pd.DataFrame
     steps: pd.DataFrame
-    itl_durations_s: np.ndarray
-    itl_weights: np.ndarray
+    # decode steps as linear pieces, rows (first duration, slope, count, sequences decoding):
+    # the inter-token latencies without a row per step (sim.results.piece_distribution)
+    itl_pieces: np.ndarray
     num_gpu_blocks: int
     replicas: int
     preemptions: int
@@ -88,6 +90,16 @@ class SimulationResult:
     gateway_hold_s: np.ndarray = field(default_factory=lambda: np.empty(0))  # per request held
     gateway_groups: int = 0  # groups released to replicas (requests, without a gateway)
     wall_s: float = 0.0
+
+    @property
+    def itl_durations_s(self) -> np.ndarray:
+        """Every decode step's duration (one entry per step: large for long runs)."""
+        return expand_pieces(self.itl_pieces)[0]
+
+    @property
+    def itl_weights(self) -> np.ndarray:
+        """Sequences that got a token in each step of ``itl_durations_s``."""
+        return expand_pieces(self.itl_pieces)[1]
 
     @property
     def prefix_cache_hit_rate(self) -> float:
@@ -129,7 +141,7 @@ def _simulate(
 ) -> SimulationResult:
     wall_start = time.perf_counter()
     env = simpy.Environment()
-    records: list[RequestRecord] = []
+    records = RecordLog()
     closed: ClosedLoop | None = None
     conversations: Conversations | None = None
 
@@ -177,14 +189,13 @@ def _simulate(
     if progress is not None:
         progress(intake.rows_seen, max(intake.total, intake.rows_seen))
     steps = _steps_frame(replicas)
-    durations, weights = _itl(replicas)
-    durations = durations + per_token_s  # every gap carries one more token's streaming
+    itl = np.concatenate([replica.log.itl_pieces() for replica in replicas])
+    itl[:, 0] += per_token_s  # every gap carries one more token's streaming
     schedulers = [r.scheduler for r in replicas]
     return SimulationResult(
-        records=records_frame(records),
+        records=records.frame(),
         steps=steps,
-        itl_durations_s=durations,
-        itl_weights=weights,
+        itl_pieces=itl,
         num_gpu_blocks=setup.num_gpu_blocks,
         replicas=setup.replicas,
         preemptions=sum(s.num_preemptions for s in schedulers),
@@ -213,14 +224,4 @@ def _scheduler(setup: EngineSetup) -> ContinuousScheduler | StaticScheduler:
 
 
 def _steps_frame(replicas: list[Replica]) -> pd.DataFrame:
-    frames = []
-    for replica in replicas:
-        frame = replica.log.frame()
-        frame.insert(0, "replica", replica.index)
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
-
-
-def _itl(replicas: list[Replica]) -> tuple[np.ndarray, np.ndarray]:
-    parts = [replica.log.itl_samples() for replica in replicas]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    return steps_frame([replica.log for replica in replicas])

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from sim.results import metrics
 from sim.results.cost import cost_summary
 from sim.fleet.simulation import SimulationResult
+from sim.results.piece_distribution import piece_distribution_ms
 from sim.results.error_band import ErrorBand, band_from_section
 from sim.engine.kv_state import waste_shares
 from sim.config.quality import retention_for
@@ -104,7 +105,7 @@ def request_figures(scenario: Scenario, result: SimulationResult, duration: floa
         "duration_s": duration,
         "ttft_ms": ttft,
         "tpot_ms": tpot,
-        "itl_ms": metrics.weighted_distribution_ms(result.itl_durations_s, result.itl_weights),
+        "itl_ms": piece_distribution_ms(result.itl_pieces, metrics.QUANTILES),
         "e2e_ms": e2e,
         "queue_ms": metrics.distribution_ms(completed["queue_s"]),
         "by_endpoint": metrics.by_endpoint(records),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -41,52 +42,31 @@ SCENARIOS = (
     ROOT / "benchmarks" / "eight-replicas-hour.yaml",
     ROOT / "benchmarks" / "eight-replicas-shared-prefix.yaml",
 )
-# Run inside a source tree (the working directory comes first on sys.path): one timed run.
-TIMED_RUN = """
-import json, sys, time
-import numpy as np
-from sim.fleet.simulation import simulate
-from sim.config.deployment import resolve
-from sim.config.scenario import load_scenario
-from sim.workload.workload import generate_workload
-scenario = load_scenario(sys.argv[1])
-setup = resolve(scenario).setup
-workload = generate_workload(scenario.workload, np.random.default_rng(scenario.seed))
-start = time.perf_counter()
-result = simulate(setup, workload)
-wall = time.perf_counter() - start
-print(json.dumps({"wall_s": wall, "requests": len(result.records),
-                  "steps": int(result.steps["num_steps"].sum()), "runs": len(result.steps)}))
-"""
-
-
-# Run inside a source tree under callgrind: everything but the simulation, then with it.
-SETUP_ONLY = TIMED_RUN.split("start = time.perf_counter()")[0]
-SIMULATED = SETUP_ONLY + "simulate(setup, workload)\n"
+PROBE = ROOT / "benchmarks" / "probe.py"  # finds the simulator in either layout of the package
 
 
 def instructions(tree: Path, scenario: Path) -> int:
     """Instructions the simulation of ``scenario`` executes in ``tree`` (callgrind)."""
-    counts = []
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for program in pool.map(lambda code: _callgrind(tree, code, scenario),
-                                (SIMULATED, SETUP_ONLY)):
-            counts.append(program)
-    return counts[0] - counts[1]
+        full, setup = pool.map(lambda extra: _callgrind(tree, scenario, extra),
+                               ([], ["--setup-only"]))
+    return full - setup
 
 
-def _callgrind(tree: Path, code: str, scenario: Path) -> int:
+def _callgrind(tree: Path, scenario: Path, extra: list[str]) -> int:
     with tempfile.TemporaryDirectory() as folder:
         done = subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={folder}/out",
-             sys.executable, "-c", code, str(scenario)],
-            cwd=tree, capture_output=True, text=True, check=True)
+             sys.executable, str(PROBE), str(scenario), *extra],
+            cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True,
+            text=True, check=True)
     return int(re.search(r"Collected : (\d+)", done.stderr)[1])
 
 
 def timed_run(tree: Path, scenario: Path) -> dict:
-    done = subprocess.run([sys.executable, "-c", TIMED_RUN, str(scenario)], cwd=tree,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, str(PROBE), str(scenario)], cwd=tree,
+                          env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True,
+                          text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

@@ -25,8 +25,8 @@ from app.compare_charts import cost_at_slo_chart, latency_chart
 from app.compare_figures import (BANDED, Column, assumptions, change_text, figure_range,
                                  figure_rows, format_change, format_value, headline, sources,
                                  uncertainty_lines)
-from app.prediction_note import range_text
 from app.compare_inputs import SloTarget
+from app.prediction_note import range_text
 from app.scenario_io import file_stem
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from sim.config.vllm_release import is_gpu
 from sim.engine.errors import ScenarioError
 from sim.engine.gpu import load_gpu
 from sim.engine.latency_profile import (
     MATCH_KEYS, Coefficients, LatencyProfile, list_profiles, load_profile,
 )
-from sim.config.vllm_release import is_gpu
 
 PROFILE_DIR_ENV = "SERVESIM_PROFILE_DIR"
 MAX_PROFILE_BYTES = 200_000  # a profile is a page of YAML; anything bigger is the wrong file

@@ -15,11 +15,11 @@ from collections.abc import Callable
 import altair as alt
 import pandas as pd
 
+from sim.config.scenario import Scenario
+from sim.engine.errors import UserError
 from sim.planning.capacity import (
     MAX_SCALE, OPTIMISTIC, PESSIMISTIC, PREDICTED, Check, find_capacity,
 )
-from sim.engine.errors import UserError
-from sim.config.scenario import Scenario
 from traces.errors import TraceError
 
 FIGURES = {"ttft_p95_ms": "p95 TTFT", "tpot_p95_ms": "p95 TPOT", "e2e_p99_ms": "p99 E2E"}

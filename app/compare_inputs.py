@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-from sim.engine.errors import ScenarioError
 from sim.config.scenario import Scenario, apply_overrides, parse_scenario, scenario_yaml
+from sim.engine.errors import ScenarioError
 
 DEFAULT_EXAMPLE = "azure-conv-hour-h100.yaml"  # one H100 under a realistic chat load
 DEFAULT_DURATION_S = 30.0  # enough requests for stable p95s, fast enough to sweep

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from sim.engine.gpu import list_gpus
 from sim.config.model_catalog import list_models
+from sim.engine.gpu import list_gpus
 from traces.bundled import names as bundled_traces
 
 from traces.errors import TraceError

@@ -17,15 +17,15 @@ from dataclasses import dataclass
 import pandas as pd
 import yaml
 
+from sim.config.deployment import resolve
+from sim.config.price import list_prices, price_for
+from sim.config.scenario import Scenario, scenario_yaml
 from sim.engine.dtypes import WEIGHT_DTYPES
 from sim.engine.errors import UserError
-from sim.planning.executor import make_executor
 from sim.engine.gpu import list_gpus
+from sim.planning.executor import make_executor
 from sim.planning.plan import AUTO_TP, Candidate, CandidatePlan, candidates, check_plannable, plan
-from sim.config.price import list_prices, price_for
 from sim.results.summary import prediction_summary
-from sim.config.deployment import resolve
-from sim.config.scenario import Scenario, scenario_yaml
 
 from app.simulation import checked_document, scenario_from_yaml
 

@@ -10,8 +10,8 @@ import re
 
 import streamlit as st
 
-from sim.engine.errors import ScenarioError
 from sim.config.scenario import Scenario
+from sim.engine.errors import ScenarioError
 
 from app.simulation import scenario_from_yaml
 

@@ -17,9 +17,9 @@ import pandas as pd
 import streamlit as st
 import yaml
 
+from sim.config.scenario import Scenario, parse_scenario, scenario_yaml
 from sim.engine.errors import ScenarioError
 from sim.runner.run import run_scenario
-from sim.config.scenario import Scenario, parse_scenario, scenario_yaml
 
 TIMELINE_BUCKETS = 120  # points on the over-time charts; enough to see bursts, light to draw
 CDF_POINTS = 200

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.fleet.simulation import simulate
 from sim.config.deployment import resolve
-from sim.runner.run import run_scenario
-from sim.results.summary import summarize
 from sim.config.scenario import parse_scenario
+from sim.fleet.simulation import simulate
+from sim.results.summary import summarize
+from sim.runner.run import run_scenario
 from sim.workload.workload import Workload, generate_workload
 from sim.workload.workload_spec import WorkloadSpec
 

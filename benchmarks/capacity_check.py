@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.leave_one_model_out import RUNS, fold_profile  # noqa: E402
 from calibrate.deployment_runs import parse_stages, read_runs, scenario_for  # noqa: E402
-from sim.planning.capacity import find_capacity
 from sim.config.scenario import parse_scenario
+from sim.planning.capacity import find_capacity
 
 SLO_TTFT_P95_MS = 10_000.0
 STAGE_SECONDS = 120.0

@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim.fleet.simulation import simulate
-from sim.results.metrics import distribution_ms
 from sim.config.deployment import resolve
 from sim.config.scenario import parse_scenario
+from sim.fleet.simulation import simulate
+from sim.results.metrics import distribution_ms
 from sim.workload.workload import Workload
 
 DATA = Path(__file__).resolve().parent.parent / "calibrate" / "data" / "llmservingsim_vllm_bench"

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.fleet.simulation import simulate
 from sim.config.deployment import resolve
 from sim.config.scenario import load_scenario
+from sim.fleet.simulation import simulate
 from sim.workload.workload import generate_workload
 
 DEFAULT = Path(__file__).resolve().parent.parent / "examples" / "azure-conv-hour-h100.yaml"

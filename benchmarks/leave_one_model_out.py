@@ -40,8 +40,8 @@ from calibrate.deployment_runs import (METRICS, DeploymentRun, parse_stages, rea
                                        scenario_for, stage_means)
 from calibrate.operator_fit import fit_runs, start_coefficients, training_data  # noqa: E402
 from calibrate.profile_file import trained_document, write_profile  # noqa: E402
-from sim.runner.run import run_scenario
 from sim.config.scenario import parse_scenario
+from sim.runner.run import run_scenario
 
 RUNS = ROOT / "calibrate" / "data" / "vllm_h100_runs" / "runs.csv"
 RESULTS = ROOT / "benchmarks" / "results"

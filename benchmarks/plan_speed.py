@@ -17,9 +17,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sim.config.scenario import load_scenario
 from sim.planning.executor import make_executor
 from sim.planning.plan import candidates, plan
-from sim.config.scenario import load_scenario
 
 SCENARIO = ROOT / "examples" / "plan-chat-8b.yaml"
 GPUS = ["h100-sxm", "a100-80gb", "l40s", "l4", "a10g"]

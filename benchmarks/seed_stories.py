@@ -13,12 +13,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sim.config.deployment import resolve
+from sim.config.scenario import Scenario, parse_scenario
 from sim.engine.batch import Batch
 from sim.planning.executor import make_executor
 from sim.planning.plan import CandidatePlan, candidates, plan
-from sim.config.deployment import resolve
 from sim.runner.run import run_scenario
-from sim.config.scenario import Scenario, parse_scenario
 
 # TinyChat (the AWQ authors' engine), Llama-3-8B, 4-bit AWQ vs FP16 decode, batch 1
 PUBLISHED_AWQ_SPEEDUP = {"a100-80gb": 1.96, "rtx-4090": 2.69}

@@ -19,9 +19,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sim.config.scenario import parse_scenario
 from sim.runner.pool_run import RunOutcome
 from sim.runner.run import run_scenario
-from sim.config.scenario import parse_scenario
 
 CONVERSATIONS = 300
 TURNS = 10

@@ -74,8 +74,8 @@ def measure_read(path: Path) -> dict:
 
 
 def measure_replay(path: Path) -> dict:
-    from sim.runner.run import run_scenario
     from sim.config.scenario import parse_scenario
+    from sim.runner.run import run_scenario
 
     scenario = parse_scenario({
         "name": "first hour of a 10M-row trace",

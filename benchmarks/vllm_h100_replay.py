@@ -37,8 +37,8 @@ from calibrate.deployment_runs import (MAX_MODEL_LEN, leading_int, mean_figures,
                                        template_extra)
 from calibrate.deployment_runs import extra_prompt_tokens as runs_extra_prompt_tokens  # noqa: E402
 from calibrate.deployment_runs import scenario_for as runs_scenario_for  # noqa: E402
-from sim.runner.run import run_scenario
 from sim.config.scenario import parse_scenario
+from sim.runner.run import run_scenario
 
 DATA = ROOT / "calibrate" / "data" / "vllm_h100_runs"
 STEPS = ROOT / "calibrate" / "data" / "h100_vllm_steps" / "enriched_steps.parquet"

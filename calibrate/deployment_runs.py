@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 
 from calibrate.errors import CalibrationError
-from sim.engine.errors import ScenarioError
-from sim.engine.gpu import load_gpu
 from sim.config.model_catalog import load_model
 from sim.config.scenario import parse_scenario
+from sim.engine.errors import ScenarioError
+from sim.engine.gpu import load_gpu
 
 METRICS = ("e2e", "ttft", "itl")
 MAX_MODEL_LEN = 4096  # every run that recorded it; the others are assumed alike (README)

@@ -14,8 +14,8 @@ from calibrate.profile_file import profile_document, trained_document, write_pro
 from calibrate.profile_fit import ProfileFit, fit_profile, held_out_errors, median_ape
 from calibrate.replay import (comparison, deployment_for, errors_of, latencies, simulated_latencies,
                              with_coefficients)
-from calibrate.run_fit import fit_to_runs
 from calibrate.request_run import RequestRun, RunConfig, load_run
+from calibrate.run_fit import fit_to_runs
 from calibrate.sources import (h100_vllm_steps, iteration_log, llmservingsim, prometheus,
                                splitwise, vllm_bench_result)
 from calibrate.step_fit import physically_possible, profile_coefficients
@@ -23,10 +23,10 @@ from calibrate.step_sample import StepSample, read_samples, write_samples
 from calibrate.validation_report import RunValidation, markdown_table, write_report
 from calibrate.vllm_run import (EngineSettings, run_driver, run_transformers_driver,
                                 step_samples, sweep_plan)
+from sim.config.scenario import load_scenario
 from sim.engine.gpu import load_gpu
 from sim.engine.latency_profile import Coefficients, load_profile
 from sim.runner.run import run_scenario
-from sim.config.scenario import load_scenario
 
 SOURCES: dict[str, Callable[[], list[StepSample]]] = {
     "h100-vllm-steps": h100_vllm_steps.read,

@@ -349,8 +349,8 @@ _DEPLOYMENTS: dict[tuple, tuple] = {}
 
 def simulate_point(task: tuple) -> dict:
     """Engine-side stage means of one run under one coefficient set (client costs zero)."""
-    from sim.fleet.simulation import simulate
     from sim.engine.operator_latency_model import OperatorLatencyModel
+    from sim.fleet.simulation import simulate
 
     _, row, values, load = task
     deployment, workload, stages = _deployment(row, tuple(load))

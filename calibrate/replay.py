@@ -16,14 +16,14 @@ import numpy as np
 import pandas as pd
 
 from calibrate.request_run import RequestRun
+from sim.config.deployment import Deployment, resolve
+from sim.config.memory_plan import kv_bytes_per_token_per_gpu
+from sim.config.scenario import parse_scenario
 from sim.engine.dtypes import resolve_kv_dtype
-from sim.fleet.simulation import simulate
 from sim.engine.latency_model import LatencyModel
 from sim.engine.latency_profile import Coefficients
-from sim.config.memory_plan import kv_bytes_per_token_per_gpu
+from sim.fleet.simulation import simulate
 from sim.results.metrics import distribution_ms
-from sim.config.deployment import Deployment, resolve
-from sim.config.scenario import parse_scenario
 from sim.workload.workload import Workload
 
 METRICS = ("TTFT", "TPOT", "E2E")

@@ -19,12 +19,12 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from calibrate.step_sample import StepSample
+from sim.config.memory_plan import kv_bytes_per_token_per_gpu
+from sim.config.model_catalog import load_model
 from sim.engine.dtypes import resolve_kv_dtype
 from sim.engine.gpu import load_gpu
 from sim.engine.latency_model import LatencyModel
 from sim.engine.latency_profile import Coefficients, LatencyProfile
-from sim.config.memory_plan import kv_bytes_per_token_per_gpu
-from sim.config.model_catalog import load_model
 
 # the fixed GPU launch costs (graph replay, eager) are not fitted yet: with the step samples'
 # model (no CUDA graphs, synchronous) the eager one is indistinguishable from step_overhead_ms

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sim.engine.batch import Batch
 from sim.engine.batching_policy import BatchingPolicy
-from sim.fleet.simulation import EngineSetup
-from sim.fleet.gateway import GatewayPolicy
 from sim.engine.scheduler import SchedulerLimits
 from sim.engine.step_series import StepSeries
+from sim.fleet.gateway import GatewayPolicy
+from sim.fleet.simulation import EngineSetup
 
 
 class LinearLatency:

@@ -18,8 +18,8 @@ from app.before_after_report import PNG_SIGNATURE, build_report
 from app.compare_figures import Column, figure_frame, figure_rows, format_value
 from app.rate_curve import (best_at_slo, curve_frame, measured_rate, plan_sweep, point_row,
                             sweep_multipliers)
-from sim.engine.errors import ScenarioError
 from sim.config.scenario import parse_scenario
+from sim.engine.errors import ScenarioError
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app" / "views" / "compare.py")
 SLO = inputs.SloTarget(ttft_p95_ms=800.0, tpot_p95_ms=60.0)

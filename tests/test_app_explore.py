@@ -13,8 +13,8 @@ from streamlit.testing.v1 import AppTest
 from app.explore_form import WORKLOADS, ExploreInputs, scenario_document
 from app.run_figures import Figure, format_value, profile_lines, slo_lines
 from app.simulation import TIMELINE_BUCKETS, _integral_to, scenario_from_yaml, simulate
-from sim.engine.errors import ScenarioError
 from sim.config.scenario import parse_scenario
+from sim.engine.errors import ScenarioError
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "app" / "views" / "explore.py")

@@ -10,9 +10,9 @@ import pytest
 import yaml
 from streamlit.testing.v1 import AppTest
 
+from sim.config.scenario import parse_scenario
 from sim.engine.errors import UserError
 from sim.planning.plan import AUTO_TP, Candidate, CandidatePlan, rank
-from sim.config.scenario import parse_scenario
 
 from app import plan_view as pv
 from app.examples import example_text

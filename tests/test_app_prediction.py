@@ -22,8 +22,8 @@ from app.plan_view import winner_prediction
 from app.rate_curve import curve_frame
 from app.run_charts import latency_cdf
 from app.run_figures import latency_figures
-from sim.planning.plan import Candidate, CandidatePlan
 from sim.config.scenario import parse_scenario
+from sim.planning.plan import Candidate, CandidatePlan
 
 ROOT = Path(__file__).resolve().parent.parent
 SLO = SloTarget(ttft_p95_ms=800.0, tpot_p95_ms=60.0)

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.engine.batching_policy import BatchingPolicy
-from sim.fleet.simulation import simulate
 from sim.engine.kv_state import waste_shares
+from sim.fleet.simulation import simulate
 from sim.workload.workload import Workload
 from tests.helpers import make_setup
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sim.commands.cli import main
+from sim.config.scenario import parse_scenario
+from sim.engine.errors import UserError
 from sim.planning import capacity as cap
 from sim.planning.capacity import find_capacity, scaled_scenario
-from sim.commands.cli import main
-from sim.engine.errors import UserError
 from sim.runner.run import run_scenario
-from sim.config.scenario import parse_scenario
 from tests.helpers import banded_profile
 
 # llama-3.1-8b on one H100 with a small batch limit: it saturates near 70 requests/s, so a

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from sim.commands.cli import main
-from sim.results.comparison import compare
-from sim.engine.errors import ScenarioError
 from sim.config.scenario import apply_overrides, load_scenario
+from sim.engine.errors import ScenarioError
+from sim.results.comparison import compare
 
 BASE = {
     "name": "base",

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from sim.engine.errors import ScenarioError
 from sim.config.deployment import resolve
-from sim.runner.run import run_scenario
 from sim.config.scenario import parse_scenario
+from sim.engine.errors import ScenarioError
+from sim.runner.run import run_scenario
 
 
 def scenario(engine: dict, hardware: dict | None = None, **workload: object) -> dict:

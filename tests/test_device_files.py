@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sim.config.memory_plan import kv_bytes_per_token_per_gpu
+from sim.config.model_catalog import load_model
+from sim.config.scenario import load_scenario
 from sim.engine.errors import ScenarioError
 from sim.engine.gpu import load_gpu
 from sim.engine.latency_model import peak_flops
-from sim.config.memory_plan import kv_bytes_per_token_per_gpu
-from sim.config.model_catalog import load_model
 from sim.runner.run import run_scenario
-from sim.config.scenario import load_scenario
 
 CPU = {
     "name": "2-core x86 CPU (AVX2)", "vendor": "amd", "hbm_gib": 8.0,

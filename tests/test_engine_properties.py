@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 
 from sim.engine.batching_policy import BatchingPolicy
 from sim.engine.block_pool import BlockPool
-from sim.fleet.simulation import simulate
-from sim.fleet.gateway import GatewayPolicy
 from sim.engine.prefix_hash import shared_prefix_segments
 from sim.engine.request import Request
 from sim.engine.scheduler import ContinuousScheduler, SchedulerLimits
+from sim.fleet.gateway import GatewayPolicy
+from sim.fleet.simulation import simulate
 from sim.workload.workload import Workload
 from tests.helpers import LinearLatency, make_setup
 

@@ -127,9 +127,9 @@ def test_max_tokens_caps_outputs_and_counts_the_tokens_saved() -> None:
 
 
 def test_single_request_timeline_with_the_roofline_model() -> None:
-    from sim.engine.batch import Batch, chunk_terms
     from sim.config.deployment import resolve
     from sim.config.scenario import parse_scenario
+    from sim.engine.batch import Batch, chunk_terms
 
     scenario = parse_scenario({
         "model": "llama-3.1-8b",
@@ -156,9 +156,9 @@ def test_a_streaming_client_waits_for_ingest_and_every_tokens_streaming() -> Non
     """A per-operator profile adds what happens outside the engine: the request's HTTP and
     tokenization before its first token, and each output token's streaming. The costs are set
     here to the published ~15 ms and ~0.05 ms (a fit may put either at zero)."""
-    from sim.engine.batch import Batch, chunk_terms
     from sim.config.deployment import resolve
     from sim.config.scenario import parse_scenario
+    from sim.engine.batch import Batch, chunk_terms
 
     scenario = parse_scenario({
         "model": "llama-3.1-8b",
@@ -181,8 +181,8 @@ def test_a_streaming_client_waits_for_ingest_and_every_tokens_streaming() -> Non
 
 def test_naive_policy_serves_one_whole_request_at_a_time() -> None:
     from sim.config.deployment import resolve
-    from sim.runner.run import run_scenario
     from sim.config.scenario import parse_scenario
+    from sim.runner.run import run_scenario
 
     data = {
         "model": "llama-3.1-8b",

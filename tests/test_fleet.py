@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.fleet.simulation import simulate
+from sim.config.scenario import RouteSpec, parse_scenario
 from sim.engine.errors import ScenarioError
+from sim.fleet.simulation import simulate
 from sim.runner.fleet_run import NO_ROUTE
 from sim.runner.route_table import UNROUTED, RouteTable, uniform
 from sim.runner.run import run_scenario
-from sim.config.scenario import RouteSpec, parse_scenario
 from sim.workload.workload import Workload
 from tests.helpers import LinearLatency, make_setup
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sim.config.vllm_release import is_gpu
 from sim.engine.errors import ScenarioError
 from sim.engine.gpu import CATALOG_FILE, GIB, _parse_entry, list_gpus, load_gpu
-from sim.config.vllm_release import is_gpu
 
 REQUIRED_IDS = ["a100-40gb", "a100-80gb", "h100-sxm", "h200", "l4", "l40s", "a10g", "t4",
                 "b200", "mi300x", "rtx-4090", "rtx-pro-6000"]

@@ -9,17 +9,17 @@ import dataclasses
 import numpy as np
 import pytest
 
+from sim.config.vllm_release import release_for
 from sim.engine.batch import Batch, chunk_terms
 from sim.engine.errors import ScenarioError
 from sim.engine.gpu import GpuSpec, load_gpu
 from sim.engine.latency_model import LatencyModel, peak_flops
-from sim.config.vllm_release import release_for
 
 # vLLM 0.15.1's capture sizes on an H100 (1,024 sequences, 8,192 tokens)
 VLLM_CAPTURE_SIZES = release_for("0.15.1").cuda_graph_sizes(1024, 8192)
-from sim.engine.latency_profile import Coefficients, load_profile
 from sim.config.memory_plan import kv_bytes_per_token_per_gpu
 from sim.config.model_catalog import load_model
+from sim.engine.latency_profile import Coefficients, load_profile
 from sim.engine.model_spec import ModelSpec
 
 ZERO_OVERHEAD = Coefficients(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from sim.engine.errors import ScenarioError
-from sim.engine.gpu import GIB, load_gpu
 from sim.config.memory_plan import MemoryPlan, plan_memory
 from sim.config.model_catalog import load_model
+from sim.engine.errors import ScenarioError
+from sim.engine.gpu import GIB, load_gpu
 
 DEFAULTS = dict(gpu_memory_utilization=0.9, block_size=16, weight_dtype="bf16",
                 kv_cache_dtype="auto", max_num_batched_tokens=2048)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from sim.engine.errors import ScenarioError
 from sim.config.model_catalog import CATALOG_DIR, list_models, load_model
+from sim.engine.errors import ScenarioError
 from sim.engine.model_spec import ModelSpec
 
 REQUIRED_IDS = ["llama-2-7b", "llama-2-70b", "llama-3.1-8b", "llama-3.1-70b", "codellama-34b",

@@ -16,8 +16,8 @@ from calibrate.errors import CalibrationError
 from calibrate.operator_fit import (NEUTRAL_START, PointSimulator, fit_runs,
                                     projected_residuals)
 from sim.commands.cli import main
-from sim.runner.run import run_scenario
 from sim.config.scenario import parse_scenario
+from sim.runner.run import run_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "calibrate" / "data" / "vllm_h100_runs" / "runs.csv"

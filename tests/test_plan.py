@@ -11,13 +11,13 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sim.planning import plan as planning
 from sim.commands.cli import main
+from sim.config.scenario import load_scenario, parse_scenario
 from sim.engine.errors import UserError
+from sim.planning import plan as planning
 from sim.planning.executor import make_executor
 from sim.planning.plan import Candidate, CandidatePlan, Trial, candidates, plan, rank
 from sim.runner.run import run_scenario
-from sim.config.scenario import load_scenario, parse_scenario
 
 SCENARIO = {
     "name": "chat",

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import yaml
 
-from sim.planning import plan as planning
 from sim.commands.cli import main
+from sim.config.scenario import SloSpec, parse_scenario
+from sim.planning import plan as planning
 from sim.planning.executor import make_executor
 from sim.planning.plan import candidates, plan, slo_figures, slo_misses
 from sim.runner.run import run_scenario
-from sim.config.scenario import SloSpec, parse_scenario
 from tests.helpers import banded_profile
 
 SCENARIO = {

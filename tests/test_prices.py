@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from sim.config.price import PRICES_FILE, list_prices, price_for
 from sim.engine.errors import ScenarioError
 from sim.engine.gpu import list_gpus
-from sim.config.price import PRICES_FILE, list_prices, price_for
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED_IDS = ["a100-40gb", "a100-80gb", "h100-sxm", "h200", "l4", "l40s", "a10g", "t4",

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 import sim.config.quality as quality
-from sim.engine.dtypes import WEIGHT_DTYPES
-from sim.engine.errors import ScenarioError
 from sim.config.model_catalog import list_models
 from sim.config.quality import QUALITY_FILE, Retention, list_retention, retention_for
+from sim.engine.dtypes import WEIGHT_DTYPES
+from sim.engine.errors import ScenarioError
 
 QUANTIZED = ("fp8", "int8", "awq-int4", "gptq-int4")
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sim.engine.batch import Batch, chunk_terms
 from sim.config.deployment import Deployment, resolve
 from sim.config.scenario import parse_scenario
+from sim.engine.batch import Batch, chunk_terms
 
 BATCHES = [1, 8, 16, 32, 64, 128, 256]
 

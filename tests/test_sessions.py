@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 from benchmarks.session_story import hand_prefill
-from sim.fleet.simulation import simulate
+from sim.config.scenario import parse_scenario
 from sim.engine.errors import ScenarioError
 from sim.engine.prefix_hash import OWN, next_turn_segments
+from sim.fleet.simulation import simulate
 from sim.runner.run import run_scenario
-from sim.config.scenario import parse_scenario
 from sim.workload.session_workload import SessionWorkload, generate_sessions
 from sim.workload.workload_spec import WorkloadSpec
 from tests.helpers import LinearLatency, make_setup

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import yaml
 
+from sim.commands.sweep_command import add_command
+from sim.config.scenario import parse_scenario
 from sim.engine.errors import ScenarioError, UserError
 from sim.planning.executor import make_executor
-from sim.config.scenario import parse_scenario
 from sim.planning.sweep import SweepGrid, load_grid, run_sweep
-from sim.commands.sweep_command import add_command
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 BASE = EXAMPLES / "llama3-8b-h100-shared-prefix.yaml"  # seed 1

@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from sim.commands.cli import main
-from sim.engine.prefix_hash import shared_prefix_segments, trace_segments
-from sim.engine.errors import ScenarioError
-from sim.runner.run import run_scenario
 from sim.config.scenario import parse_scenario
+from sim.engine.errors import ScenarioError
+from sim.engine.prefix_hash import shared_prefix_segments, trace_segments
+from sim.runner.run import run_scenario
 from traces.trace import open_trace
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

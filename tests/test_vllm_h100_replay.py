@@ -8,8 +8,8 @@ import pytest
 
 from benchmarks import vllm_h100_replay as replay
 from sim.config.model_catalog import load_model
-from sim.runner.run import run_scenario
 from sim.config.scenario import parse_scenario
+from sim.runner.run import run_scenario
 
 
 @pytest.fixture(scope="module")

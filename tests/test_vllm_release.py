@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from sim.fleet.simulation import simulate
-from sim.engine.errors import ScenarioError
-from sim.engine.gpu import load_gpu
 from sim.config.deployment import engine_with_defaults, resolve
 from sim.config.scenario import EngineSpec, parse_scenario
 from sim.config.vllm_release import release_for
+from sim.engine.errors import ScenarioError
+from sim.engine.gpu import load_gpu
+from sim.fleet.simulation import simulate
 from sim.workload.workload import Workload
 from tests.helpers import LinearLatency, make_setup
 

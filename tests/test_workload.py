@@ -91,8 +91,8 @@ def test_repeated_questions_name_the_system_prompt_by_group_and_the_rest_by_pair
 @pytest.mark.parametrize(("repeat", "second_pass_cached"), [(True, 560), (False, 96)])
 def test_a_repeated_question_finds_its_whole_prompt_cached(repeat: bool,
                                                             second_pass_cached: int) -> None:
-    from sim.runner.run import run_scenario
     from sim.config.scenario import parse_scenario
+    from sim.runner.run import run_scenario
 
     scenario = parse_scenario({
         "model": "llama-3.1-8b", "hardware": {"gpu": "h100-sxm"},

@@ -7,10 +7,10 @@ from typing import get_args
 
 import streamlit as st
 
-from sim.engine.errors import ScenarioError
-from sim.engine.gpu import list_gpus
 from sim.config.model_catalog import list_models
 from sim.config.scenario import WeightDtype
+from sim.engine.errors import ScenarioError
+from sim.engine.gpu import list_gpus
 
 from app import calibration_charts as charts
 from app.calibration_checks import (DEFAULT_STEP_DATASETS, RUN_DATASETS, STEP_DATASETS,

@@ -11,13 +11,13 @@ from app.before_after_report import build_report
 from app.compare_charts import X_AXES, cost_at_slo_chart, latency_bars, latency_chart
 from app.compare_figures import (Column, coverage_note, figure_frame, figure_rows, format_change,
                                  format_value, latency_bar_frame, uncertainty_lines)
+from app.examples import example_names, example_text
 from app.rate_curve import (best_at_slo, curve_frame, measured_rate, plan_sweep, point_row,
                             sweep_multipliers)
 from app.scenario_io import download_scenario, file_stem, read_scenario_upload
-from app.examples import example_names, example_text
 from app.simulation import checked_document, simulate_yaml
-from sim.engine.errors import UserError
 from sim.config.scenario import parse_scenario
+from sim.engine.errors import UserError
 from traces.errors import TraceError
 
 EXPLORE_KEY = "explore_scenario_yaml"  # the scenario the Explore page last ran

@@ -42,8 +42,8 @@ def add_command(commands: argparse._SubParsersAction, name: str, helptext: str) 
 
 
 def run_capacity_command(args: argparse.Namespace) -> int:
-    from sim.planning.capacity import find_capacity
     from sim.config.scenario import load_scenario
+    from sim.planning.capacity import find_capacity
 
     scenario = load_scenario(args.scenario, args.overrides)
     if args.seed is not None:

@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from sim.engine.errors import UserError
 from sim.commands.progress_bar import ProgressBar
+from sim.engine.errors import UserError
 
 DEFAULT_FORMATS = "bf16,fp8,awq-int4"
 DEFAULT_SEEDS = 5
@@ -52,10 +52,10 @@ def add_command(commands: argparse._SubParsersAction, name: str, helptext: str) 
 
 
 def run_plan_command(args: argparse.Namespace) -> int:
+    from sim.config.scenario import load_scenario
     from sim.planning.executor import make_executor
     from sim.planning.plan import plan
     from sim.planning.plan_report import format_plan_table, write_plan_files
-    from sim.config.scenario import load_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)
     space = _space(args, scenario)
@@ -98,10 +98,10 @@ def _margin_note(margin: str, plans: list) -> str:
 
 
 def _space(args: argparse.Namespace, scenario) -> list:
+    from sim.config.price import list_prices
     from sim.engine.dtypes import WEIGHT_DTYPES
     from sim.engine.gpu import list_gpus
     from sim.planning.plan import AUTO_TP, candidates, check_plannable
-    from sim.config.price import list_prices
 
     check_plannable(scenario)
     tier = "on_demand" if scenario.hardware.price_tier == "reserved" else scenario.hardware.price_tier

@@ -7,8 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from sim.engine.errors import UserError
 from sim.commands.progress_bar import ProgressBar
+from sim.engine.errors import UserError
 
 
 def add_command(commands: argparse._SubParsersAction, name: str, helptext: str) -> None:

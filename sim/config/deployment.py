@@ -6,23 +6,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pydantic import ValidationError
 
-from sim.engine.batching_policy import BatchingPolicy
-from sim.config.price import FleetPrice
-from sim.engine.dtypes import resolve_kv_dtype
-from sim.fleet.simulation import EngineSetup
-from sim.engine.errors import ScenarioError
-from sim.fleet.gateway import GatewayPolicy
-from sim.engine.gpu import GpuSpec, load_gpu
-from sim.engine.latency_model import LatencyModel
-from sim.engine.operator_latency_model import OperatorLatencyModel
-from sim.engine.latency_profile import LatencyProfile, load_profile
 from sim.config.memory_plan import MemoryPlan, kv_bytes_per_token_per_gpu, plan_memory
 from sim.config.model_catalog import load_model
-from sim.engine.model_spec import ModelSpec
+from sim.config.price import FleetPrice
 from sim.config.price import price_for
 from sim.config.scenario import EngineSpec, Scenario, describe_validation_error
-from sim.engine.scheduler import SchedulerLimits
 from sim.config.vllm_release import is_gpu, release_for
+from sim.engine.batching_policy import BatchingPolicy
+from sim.engine.dtypes import resolve_kv_dtype
+from sim.engine.errors import ScenarioError
+from sim.engine.gpu import GpuSpec, load_gpu
+from sim.engine.latency_model import LatencyModel
+from sim.engine.latency_profile import LatencyProfile, load_profile
+from sim.engine.model_spec import ModelSpec
+from sim.engine.operator_latency_model import OperatorLatencyModel
+from sim.engine.scheduler import SchedulerLimits
+from sim.fleet.gateway import GatewayPolicy
+from sim.fleet.simulation import EngineSetup
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sim.engine.errors import ScenarioError
 from sim.config.vllm_release import DEFAULT_VERSION, release_for
+from sim.engine.errors import ScenarioError
 from sim.workload.workload_spec import WorkloadSpec
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)

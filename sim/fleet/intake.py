@@ -23,13 +23,13 @@ from typing import NamedTuple
 
 import simpy
 
-from sim.fleet.gateway import GatewayPolicy, release_groups
 from sim.engine.prefix_hash import (
     Segments, next_turn_segments, shared_prefix_segments, trace_segments,
 )
-from sim.fleet.record import RecordLog, RequestRecord
 from sim.engine.replica import ArrivalClock, Replica
 from sim.engine.request import Request
+from sim.fleet.gateway import GatewayPolicy, release_groups
+from sim.fleet.record import RecordLog, RequestRecord
 from sim.fleet.router import make_router
 from sim.workload.session_workload import SessionWorkload
 from sim.workload.workload import Workload

@@ -20,17 +20,17 @@ from sim.engine.batching_policy import BatchingPolicy
 from sim.engine.block_pool import BlockPool
 from sim.engine.contiguous_scheduler import ContiguousScheduler
 from sim.engine.errors import ScenarioError
-from sim.fleet.gateway import GatewayPolicy
 from sim.engine.latency_model import LatencyModel
-from sim.fleet.intake import ClosedLoop, Conversations, Intake, open_loop
-from sim.fleet.record import RecordLog, RequestRecord
 from sim.engine.replica import ArrivalClock, Replica
 from sim.engine.request import Request
 from sim.engine.scheduler import ContinuousScheduler, SchedulerLimits
-from sim.workload.session_workload import SessionWorkload
 from sim.engine.slot_pool import SlotPool
 from sim.engine.static_scheduler import StaticScheduler
 from sim.engine.step_log import expand_pieces, steps_frame
+from sim.fleet.gateway import GatewayPolicy
+from sim.fleet.intake import ClosedLoop, Conversations, Intake, open_loop
+from sim.fleet.record import RecordLog, RequestRecord
+from sim.workload.session_workload import SessionWorkload
 from sim.workload.workload import Workload
 
 _GC_ALLOCATIONS = 50_000  # allocations between collections of the youngest generation

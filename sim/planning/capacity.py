@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from sim.config.scenario import Scenario, parse_scenario
 from sim.engine.errors import ScenarioError, UserError
 from sim.planning.plan import SLO_FIGURES, slo_figures, slo_misses
 from sim.runner.run import run_scenario
-from sim.config.scenario import Scenario, parse_scenario
 
 MAX_SCALE = 1024.0  # the search stays within the scenario's rate / 1024 and x 1024
 MIN_SCALE = 1 / MAX_SCALE

@@ -18,15 +18,15 @@ from itertools import product
 
 import numpy as np
 
+from sim.config.deployment import resolve
+from sim.config.price import price_for
+from sim.config.quality import retention_for
+from sim.config.scenario import Scenario, SloSpec, apply_overrides, parse_scenario
+from sim.engine.batch import Batch, chunk_terms
 from sim.engine.errors import ScenarioError, UserError
 from sim.planning.executor import Executor
-from sim.config.quality import retention_for
-from sim.config.price import price_for
-from sim.engine.batch import Batch, chunk_terms
-from sim.config.deployment import resolve
-from sim.runner.run import run_scenario
 from sim.runner.pool_run import workload_source
-from sim.config.scenario import Scenario, SloSpec, apply_overrides, parse_scenario
+from sim.runner.run import run_scenario
 from sim.workload.workload import Workload
 
 AUTO_TP = 0  # a candidate's TP degree to be chosen: the smallest of TP_CHOICES that fits

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from sim.config.scenario import Scenario, scenario_yaml
 from sim.engine.errors import UserError
 from sim.planning.plan import CandidatePlan
-from sim.config.scenario import Scenario, scenario_yaml
 
 
 def format_plan_table(scenario: Scenario, plans: Sequence[CandidatePlan], seeds: Sequence[int],

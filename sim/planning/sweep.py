@@ -28,10 +28,10 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sim.config.scenario import Scenario, load_scenario
 from sim.engine.errors import ScenarioError, UserError
 from sim.planning.executor import Executor
 from sim.runner.run import run_scenario
-from sim.config.scenario import Scenario, load_scenario
 
 MAX_RUNS = 100_000
 _KEY = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")  # a dotted override key, as in --set

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sim.results import metrics
-from sim.config.price import FleetPrice
-from sim.results.cost import cost_summary
-from sim.fleet.simulation import SimulationResult
-from sim.engine.kv_state import waste_shares
 from sim.config.deployment import Deployment
+from sim.config.price import FleetPrice
+from sim.config.scenario import Scenario
+from sim.engine.kv_state import waste_shares
+from sim.fleet.simulation import SimulationResult
+from sim.results import metrics
+from sim.results.cost import cost_summary
 from sim.results.summary import (
     hits_by_tier, prediction_summary, quality_figures, quality_summary, replica_busy_fraction, request_figures, summarize,
 )
-from sim.config.scenario import Scenario
 
 
 def fleet_summary(scenario: Scenario, deployments: tuple[Deployment, ...],

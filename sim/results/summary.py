@@ -6,16 +6,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from sim.results import metrics
-from sim.results.cost import cost_summary
-from sim.fleet.simulation import SimulationResult
-from sim.results.piece_distribution import piece_distribution_ms
-from sim.results.error_band import ErrorBand, band_from_section
-from sim.engine.kv_state import waste_shares
+from sim.config.deployment import Deployment
 from sim.config.quality import retention_for
 from sim.config.scenario import EngineSpec, Scenario, SloSpec
+from sim.engine.kv_state import waste_shares
 from sim.engine.scheduler import SchedulerLimits
-from sim.config.deployment import Deployment
+from sim.fleet.simulation import SimulationResult
+from sim.results import metrics
+from sim.results.cost import cost_summary
+from sim.results.error_band import ErrorBand, band_from_section
+from sim.results.piece_distribution import piece_distribution_ms
 
 
 def hits_by_tier(result: SimulationResult) -> dict[str, float]:

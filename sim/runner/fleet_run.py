@@ -11,19 +11,19 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from sim.fleet.simulation import SimulationResult
+from sim.config.deployment import Deployment, resolve
+from sim.config.scenario import Scenario
 from sim.engine.errors import ScenarioError
 from sim.fleet.record import RequestRecord, records_frame
-from sim.runner.route_table import UNROUTED, RouteTable
-from sim.config.deployment import Deployment, resolve
+from sim.fleet.simulation import SimulationResult
+from sim.results.fleet_summary import fleet_summary
 from sim.runner.pool_run import (
     RunOutcome, add_trace_summary, check_replayed, simulate_pool, workload_source,
 )
-from sim.config.scenario import Scenario
+from sim.runner.route_table import UNROUTED, RouteTable
 from sim.workload.session_workload import SessionWorkload
 from sim.workload.trace_workload import TraceReplay
 from sim.workload.workload import Workload
-from sim.results.fleet_summary import fleet_summary
 
 
 NO_ROUTE = "no_matching_route"

@@ -7,14 +7,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 import numpy as np
 
-from sim.fleet.simulation import SimulationResult, simulate
-from sim.engine.errors import ScenarioError
+from sim.config.deployment import Deployment
 from sim.config.scenario import Scenario
+from sim.engine.errors import ScenarioError
+from sim.fleet.simulation import SimulationResult, simulate
 from sim.workload.session_workload import SessionWorkload, generate_sessions
 from sim.workload.trace_workload import TraceReplay
 from sim.workload.workload import Workload, generate_workload
 from traces.errors import TraceError
-from sim.config.deployment import Deployment
 
 
 @dataclass(frozen=True)

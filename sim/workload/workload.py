@@ -20,8 +20,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from sim.workload.arrival_process import arrival_times, staged_arrival_times
 from sim.engine.errors import ScenarioError
+from sim.workload.arrival_process import arrival_times, staged_arrival_times
 from sim.workload.length_dist import sample_input_output, sample_lengths
 from sim.workload.workload_spec import (
     LengthsSpec, RequestClassSpec, SharedPrefixSpec, WorkloadSpec,

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from traces.formats.csv_chunks import has_columns, numbers, string_batches
 from traces.bad_rows import BadRowReport
+from traces.formats.csv_chunks import has_columns, numbers, string_batches
 from traces.schema import raw_table
 
 FORMAT = "azure"

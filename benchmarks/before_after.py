@@ -45,10 +45,11 @@ SCENARIOS = (
 PROBE = ROOT / "benchmarks" / "probe.py"  # finds the simulator in either layout of the package
 
 
-def instructions(tree: Path, scenario: Path) -> int:
+def instructions(tree: Path, scenario: Path, overrides: tuple[str, ...] = ()) -> int:
     """Instructions the simulation of ``scenario`` executes in ``tree`` (callgrind)."""
+    settings = [arg for item in overrides for arg in ("--set", item)]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        full, setup = pool.map(lambda extra: _callgrind(tree, scenario, extra),
+        full, setup = pool.map(lambda extra: _callgrind(tree, scenario, [*settings, *extra]),
                                ([], ["--setup-only"]))
     return full - setup
 

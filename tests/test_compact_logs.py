@@ -21,7 +21,8 @@ def test_row_blocks_keep_every_row_in_order(monkeypatch) -> None:
     rows = RowBlocks(2)
     for i in range(10):
         rows.rows.append((i, 0.5 * i))
-        rows.compact_if_full()
+        if len(rows.rows) >= row_blocks.BLOCK_ROWS:
+            rows.compact()
     assert len(rows) == 10
     np.testing.assert_array_equal(rows.array(), [(i, 0.5 * i) for i in range(10)])
     rows.rows.append((10, 5.0))  # more after reading

@@ -213,8 +213,18 @@ class BlockPool:
         """Take ``n`` free blocks from the head of the queue, evicting what they held."""
         if n > self.num_free:
             raise ValueError(f"cannot allocate {n} blocks, {self.num_free} free")
+        if not n:
+            return
         self.num_free -= n
         queue = self._queue
+        run = queue[0]
+        if run[2] - run[1] > n and not self.cpu_blocks:
+            # the usual case: the top of the oldest free run, which stays in the queue (a
+            # cached run shrinks in place, as below)
+            run[2] -= n
+            if run[0] is not ANON:
+                self.evicted_blocks += n
+            return
         evicted = emptied = 0
         while n:
             run = queue[0]

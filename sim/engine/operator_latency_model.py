@@ -33,7 +33,7 @@ from sim.engine.gpu import GpuSpec
 from sim.engine.latency_model import capture_sizes, padded_sizes, peak_flops
 from sim.engine.latency_profile import OperatorCoefficients
 from sim.engine.model_spec import ModelSpec
-from sim.engine.step_series import Piece, StepSeries
+from sim.engine.step_series import StepSeries
 
 
 class OperatorLatencyModel:
@@ -98,6 +98,7 @@ class OperatorLatencyModel:
         self._eager_fixed_s = (self._allreduce_fixed_s + moe_fixed
                                + layers * c.eager_layer_overhead_us * 1e-6)
         self._overhead_s = c.step_overhead_ms * 1e-3
+        self._decode_cache: dict[int, tuple[float, float]] = {}
         self._per_seq_s = c.per_seq_overhead_us * 1e-6
         self._per_prefill_seq_s = c.per_prefill_seq_overhead_ms * 1e-3
         host_link = (gpu.host_link_gb_per_s or 0.0) * 1e9
@@ -157,15 +158,22 @@ class OperatorLatencyModel:
         """``num_steps`` decode-only steps of ``num_seqs`` sequences: every operator but the
         decode attention is the same each step, and that one grows with the context, which
         grows by ``num_seqs`` a step, so the steps lie on one line."""
-        n = num_seqs
-        run_tokens, gpu = self._run_shape(n, False)
-        gpu += self._weights_s(run_tokens, n) + self._allreduce_s_per_token * run_tokens
+        constant, host = self._decode_constants(num_seqs)
         per_context = self._s_per_decode_context
-        first, slope = gpu + first_context * per_context, n * per_context
-        host = self._host_s(n, 0)
+        first, slope = constant + first_context * per_context, num_seqs * per_context
         if self.async_scheduling:
-            return StepSeries.upper_envelope(0.0, ((host, 0.0), (first, slope)), num_steps)
-        return StepSeries((Piece(host + first, slope, num_steps),))
+            return StepSeries.of_lines(0.0, host, 0.0, first, slope, num_steps)
+        return StepSeries.line(host + first, slope, num_steps)
+
+    def _decode_constants(self, n: int) -> tuple[float, float]:
+        """(GPU seconds of a decode step of ``n`` sequences but its attention, host seconds):
+        the same for every run of that batch size, so computed once per size."""
+        known = self._decode_cache.get(n)
+        if known is None:
+            run_tokens, gpu = self._run_shape(n, False)
+            gpu += self._weights_s(run_tokens, n) + self._allreduce_s_per_token * run_tokens
+            known = self._decode_cache[n] = (gpu, self._host_s(n, 0))
+        return known
 
 
 class _OperatorShapes:

@@ -23,12 +23,9 @@ class RowBlocks:
         self._blocks: list[np.ndarray] = []
         self._count = 0  # rows in the blocks
 
-    def compact_if_full(self) -> None:
-        """Call after appending: turns the pending rows into a block once there are enough."""
-        if len(self.rows) >= BLOCK_ROWS:
-            self._compact()
-
-    def _compact(self) -> None:
+    def compact(self) -> None:
+        """Turn the pending rows into a block: an appender calls this once ``rows`` holds
+        ``BLOCK_ROWS`` of them."""
         block = np.array(self.rows, dtype=np.float64).reshape(-1, self.width)
         self._blocks.append(block)
         self._count += len(block)
@@ -40,7 +37,7 @@ class RowBlocks:
     def array(self) -> np.ndarray:
         """Every row so far, as one (rows, width) float64 array."""
         if self.rows:
-            self._compact()
+            self.compact()
         if not self._blocks:
             return np.empty((0, self.width))
         if len(self._blocks) > 1:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from sim.engine.batch import Batch
 from sim.engine.kv_state import WASTE_COLUMNS
+from sim.engine import row_blocks
 from sim.engine.row_blocks import RowBlocks
 from sim.engine.step_series import StepSeries
 
@@ -27,6 +28,7 @@ COLUMNS = [
 class StepLog:
     def __init__(self) -> None:
         self._rows = RowBlocks(len(COLUMNS))
+        self._block_rows = row_blocks.BLOCK_ROWS
         # decode steps as linear pieces: (first duration, slope, count, decoding sequences)
         self._itl = RowBlocks(4)
 
@@ -35,21 +37,21 @@ class StepLog:
         """``memory_end``: blocks in use after the step, then the four parts of
         ``sim.engine.kv_state``."""
         total = timing if isinstance(timing, float) else timing.total
-        rows = self._rows
-        rows.rows.append(
-            (start_s, num_steps, total, batch.decode_seqs, batch.prefill_seqs,
-             batch.prefill_tokens, kv_used_start, *memory_end)
-        )
-        rows.compact_if_full()
+        rows = self._rows.rows
+        rows.append((start_s, num_steps, total, batch.decode_seqs, batch.prefill_seqs,
+                     batch.prefill_tokens, kv_used_start, *memory_end))
+        if len(rows) >= self._block_rows:
+            self._rows.compact()
         seqs = batch.decode_seqs - batch.leaving_seqs  # sequences that got a token
         if seqs:
-            itl = self._itl
+            itl = self._itl.rows
             if isinstance(timing, float):
-                itl.rows.append((timing, 0.0, 1, seqs))
+                itl.append((timing, 0.0, 1, seqs))
             else:
                 for first, slope, count in timing.pieces:
-                    itl.rows.append((first, slope, count, seqs))
-            itl.compact_if_full()
+                    itl.append((first, slope, count, seqs))
+            if len(itl) >= self._block_rows:
+                self._itl.compact()
 
     def __len__(self) -> int:
         return len(self._rows)

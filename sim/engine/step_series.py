@@ -60,6 +60,15 @@ class StepSeries:
         self.total = total
 
     @classmethod
+    def line(cls, first: float, slope: float, count: int) -> StepSeries:
+        """``count`` steps on one line (the common decode run), without the general loop."""
+        series = cls.__new__(cls)
+        series.pieces = (Piece(first, slope, count),)
+        series.num_steps = count
+        series.total = count * first + slope * count * (count - 1) / 2
+        return series
+
+    @classmethod
     def upper_envelope(cls, offset: float, lines: Sequence[tuple[float, float]],
                        count: int) -> StepSeries:
         """Steps ``offset + max_k (a_k + b_k*i)`` for ``i`` in ``[0, count)``, ``lines`` = ``(a_k, b_k)``.
@@ -113,15 +122,15 @@ class StepSeries:
         if a1 < a2 or (a1 == a2 and b1 < b2):
             a1, b1, a2, b2 = a2, b2, a1, b1  # line 1 is on top at i = 0
         if b1 >= b2 or count == 1:
-            return cls((Piece(fixed + a1, b1, count),))
+            return cls.line(fixed + a1, b1, count)
         crossing = (a1 - a2) / (b2 - b1)  # where line 2 gets on top (may overflow to inf)
         if crossing >= count:
-            return cls((Piece(fixed + a1, b1, count),))
+            return cls.line(fixed + a1, b1, count)
         cross = math.ceil(crossing)
         if cross >= count:
-            return cls((Piece(fixed + a1, b1, count),))
+            return cls.line(fixed + a1, b1, count)
         if cross <= 0:
-            return cls((Piece(fixed + a2, b2, count),))
+            return cls.line(fixed + a2, b2, count)
         return cls(
             (
                 Piece(fixed + a1, b1, cross),

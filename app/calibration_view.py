@@ -3,8 +3,8 @@ configurations have coefficients fitted to their own measurements.
 
 Profiles come from three places: the shipped ones (``sim/catalog/profiles``), YAML files in the
 folder named by ``SERVESIM_PROFILE_DIR``, and files uploaded in a session. All are read by
-``sim.engine.latency_profile.load_profile``, the parser a scenario uses, so a file accepted here is a
-file ``engine.latency_profile: FILE`` accepts.
+``sim.engine.latency_profile.load_profile``, the parser a scenario uses, so a file accepted here is
+a file ``engine.latency_profile: FILE`` accepts.
 """
 
 from __future__ import annotations
@@ -202,9 +202,9 @@ def configuration_status(profile: LatencyProfile, model: str, gpu: str, tensor_p
 
 def auto_profile_name(model: str, gpu: str, tensor_parallel: int, weight_dtype: str) -> str:
     """The shipped profile ``engine.latency_profile: auto`` picks for this configuration, by
-    the rule of ``sim.config.deployment._profile``: ``calibrated`` where its most specific override is fitted
-    to this model on this GPU, else ``trained`` on a GPU and the hand-set ``roofline`` on a
-    CPU."""
+    the rule of ``sim.config.deployment._profile``: ``calibrated`` where its most specific override
+    is fitted to this model on this GPU, else ``trained`` on a GPU and the hand-set ``roofline`` on
+    a CPU."""
     device = load_gpu(gpu)
     calibrated = is_calibrated_for(load_profile("calibrated"), model=model, gpu=gpu,
                                    tensor_parallel=tensor_parallel, weight_dtype=weight_dtype,

@@ -1,5 +1,5 @@
-"""Explore's "Highest sustainable rate": the capacity search (``sim.planning.capacity``) on the page's
-scenario, worded and drawn.
+"""Explore's "Highest sustainable rate": the capacity search (``sim.planning.capacity``) on the
+page's scenario, worded and drawn.
 
 No Streamlit here: the search takes a progress callback, and everything shown is a pure function
 of the search's JSON report (``Capacity.to_json()``, the same as ``servesim capacity --format

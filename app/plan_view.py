@@ -333,8 +333,8 @@ def chart_points(plans: Sequence[CandidatePlan], metric: str) -> pd.DataFrame:
 def winner_prediction(p: CandidatePlan) -> dict | None:
     """A summary-shaped dict for ``app.prediction_note`` (``prediction`` plus the worst seed's
     p95 TTFT and TPOT) saying how far to trust a candidate's latencies: what
-    ``sim.results.summary.prediction_summary`` says of a run of the candidate's scenario, for the figures
-    shown. None when it cannot be told."""
+    ``sim.results.summary.prediction_summary`` says of a run of the candidate's scenario, for the
+    figures shown. None when it cannot be told."""
     scenario = p.scenario
     if scenario is None or scenario.is_fleet:
         return None

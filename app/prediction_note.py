@@ -1,7 +1,7 @@
 """How far to trust a run's latencies, in the app's words.
 
-Every run summary carries ``summary["prediction"]`` (``sim.results.summary.prediction_summary``): the
-latency profile behind the figures, whether the model, the GPU and the TP degree were in the
+Every run summary carries ``summary["prediction"]`` (``sim.results.summary.prediction_summary``):
+the latency profile behind the figures, whether the model, the GPU and the TP degree were in the
 data that profile was trained on (``in_training_data``: one dict, a list of them for a fleet's
 pools, or None for a profile not trained on runs), and the range each latency figure may really
 fall in (``band``, from the profile's errors on runs it was not trained on), or why there is

@@ -1,8 +1,8 @@
 """Is saturation predicted? ``servesim capacity`` on each of the 47 real vLLM H100 runs.
 
-For every run, the highest arrival rate its deployment sustains is found by ``sim.planning.capacity``
-under the run's own load shape (its prompts, replies and prefix groups), with the latency model
-fitted without the run's model (the leave-one-model-out fold profiles of
+For every run, the highest arrival rate its deployment sustains is found by
+``sim.planning.capacity`` under the run's own load shape (its prompts, replies and prefix groups),
+with the latency model fitted without the run's model (the leave-one-model-out fold profiles of
 ``benchmarks/leave_one_model_out.py``) and one lenient SLO: p95 TTFT at most 10 s, the point
 past which the real runs' load generator recorded failures and minutes of queueing. Each
 search simulates a single stage of 120 s at a trial rate.

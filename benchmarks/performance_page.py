@@ -178,7 +178,8 @@ def prefix_block(trees: dict[str, Path], requests: int) -> str:
         f"{requests:,} requests of `eight-replicas-shared-prefix.yaml` per row, only the "
         "system prompt's length changed; microseconds of simulation per request.",
         "",
-        "| shared system prompt (tokens) | engine steps | before (µs/request) | now (µs/request) |",
+        "| shared system prompt (tokens) | engine steps | before (µs/request) "
+        "| now (µs/request) |",
         "|---|---|---|---|",
     ]
     for tokens, runs in rows:
@@ -199,7 +200,8 @@ def instructions_block(trees: dict[str, Path]) -> str:
         counts[name] = instructions(tree, HOUR, ("workload.duration_s=600",))
     return (f"Instructions executed simulating the first ten minutes of `{HOUR.name}` "
             "(valgrind's callgrind; the count of a full run minus one that stops before "
-            f"simulating): before {counts['before'] / 1e9:.3f} G, now {counts['now'] / 1e9:.3f} G, "
+            f"simulating): before {counts['before'] / 1e9:.3f} G, "
+            f"now {counts['now'] / 1e9:.3f} G, "
             f"now / before {counts['now'] / counts['before']:.3f}.")
 
 

@@ -62,8 +62,9 @@ def deployment_for(run: RequestRun, profile: str = "default",
 def with_coefficients(deployment: Deployment, coefficients: Coefficients) -> Deployment:
     """The same deployment with its step times from other coefficients."""
     sc = deployment.scenario
-    # "auto" KV is the weight dtype's width (fp32 for an fp32 model), as ``sim.config.deployment.resolve``
-    # takes it; the raw "auto" would time an fp32 model's KV reads at half their bytes
+    # "auto" KV is the weight dtype's width (fp32 for an fp32 model), as
+    # ``sim.config.deployment.resolve`` takes it; the raw "auto" would time an fp32 model's KV
+    # reads at half their bytes
     kv_dtype = resolve_kv_dtype(sc.engine.kv_cache_dtype, sc.engine.weight_dtype)
     latency = LatencyModel(
         deployment.model, deployment.gpu, coefficients,

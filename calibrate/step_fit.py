@@ -2,8 +2,8 @@
 
 The model (``sim.engine.latency_model``) is a roofline whose terms carry the physics (weight and KV
 bytes over bandwidth, FLOPs over peak, all-reduce bytes over link bandwidth) and whose few
-coefficients (efficiencies and overheads, ``sim.engine.latency_profile.Coefficients``) are what a fit
-sets. Residuals are ``log(predicted / measured)``, so a 10 % miss weighs the same on a 5 ms
+coefficients (efficiencies and overheads, ``sim.engine.latency_profile.Coefficients``) are what a
+fit sets. Residuals are ``log(predicted / measured)``, so a 10 % miss weighs the same on a 5 ms
 decode step as on a 2 s prefill; a soft-L1 loss keeps the odd idle gap in a measurement from
 pulling the fit; each (source, step kind) group weighs the same in total, so ten thousand
 decode steps do not drown a few dozen prefills.
@@ -50,7 +50,8 @@ def predict(samples: list[StepSample], coefficients: CoefficientsFor) -> np.ndar
         if key not in models:
             spec = load_model(s.model)
             # samples do not record the KV dtype; the engines they come from ran "auto", which
-            # is the weight dtype's width (fp32 for an fp32 model), as ``sim.config.deployment.resolve`` has it
+            # is the weight dtype's width (fp32 for an fp32 model), as
+            # ``sim.config.deployment.resolve`` has it
             models[key] = LatencyModel(
                 spec, load_gpu(s.gpu), c, tensor_parallel=s.tensor_parallel,
                 weight_dtype=s.weight_dtype,

@@ -85,8 +85,8 @@ def test_the_bundled_measurements_read_as_samples() -> None:
 
 def test_a_fit_times_an_fp32_models_steps_as_a_scenario_run_does() -> None:
     """KV "auto" is fp32 for an fp32 model: the fit's predictions must read the KV bytes
-    ``sim.config.deployment.resolve`` does, or a profile fitted to the CPU engine's tiny-llama steps would
-    carry the difference in its coefficients."""
+    ``sim.config.deployment.resolve`` does, or a profile fitted to the CPU engine's tiny-llama
+    steps would carry the difference in its coefficients."""
     from sim.config.deployment import resolve
     from sim.config.scenario import parse_scenario
 

@@ -8,8 +8,7 @@ from pydantic import ValidationError
 
 from sim.config.memory_plan import MemoryPlan, kv_bytes_per_token_per_gpu, plan_memory
 from sim.config.model_catalog import load_model
-from sim.config.price import FleetPrice
-from sim.config.price import price_for
+from sim.config.price import FleetPrice, price_for
 from sim.config.scenario import EngineSpec, Scenario, describe_validation_error
 from sim.config.vllm_release import is_gpu, release_for
 from sim.engine.batching_policy import BatchingPolicy

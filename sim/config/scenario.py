@@ -190,8 +190,8 @@ class EngineSpec(BaseModel):
 
 
 class GatewaySpec(BaseModel):
-    """Micro-batching in front of the engines (sim.fleet.gateway): hold requests up to window_ms and
-    release them in groups of up to max_batch with equal group_by keys."""
+    """Micro-batching in front of the engines (sim.fleet.gateway): hold requests up to window_ms
+    and release them in groups of up to max_batch with equal group_by keys."""
 
     model_config = _STRICT
 

@@ -2,8 +2,8 @@
 
 A profile names its ``form``: ``roofline`` (one ``max(compute, memory)`` over the whole step,
 ``sim.engine.latency_model``) or ``operators`` (each operator bounded by its own compute or memory
-time, ``sim.engine.operator_latency_model``). It has default ``coefficients`` and ``overrides`` that
-apply when their ``match`` keys (``gpu``, ``model``, ``tensor_parallel``, ``weight_dtype``,
+time, ``sim.engine.operator_latency_model``). It has default ``coefficients`` and ``overrides``
+that apply when their ``match`` keys (``gpu``, ``model``, ``tensor_parallel``, ``weight_dtype``,
 ``interconnect``) all equal the scenario's; the override matching the most keys wins (ties:
 the later one). A trained profile also says what it was trained on (``training_data``) and how
 far off it was on what it was not trained on (``error_band``). Calibration writes the same

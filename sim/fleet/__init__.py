@@ -1,0 +1,1 @@
+"""Many replicas: intake, gateway, router, and ``simulate`` (the only SimPy environment)."""

@@ -1,0 +1,1 @@
+"""Many runs: the cheapest fleet (plan), the highest sustainable rate (capacity), sweeps."""

@@ -59,7 +59,7 @@ class Check:
     rate_per_s: float
     arrived: int
     rejected_share: float
-    backlog_share: float  # still waiting to start at the last arrival (sim.planning.capacity docstring)
+    backlog_share: float  # still waiting to start at the last arrival (see the module docstring)
     figures: dict[str, dict[str, float | None]]  # end -> target name -> ms
     has_band: bool
 

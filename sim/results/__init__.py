@@ -1,0 +1,1 @@
+"""Records and step logs turned into figures: summary, metrics, cost and the printed report."""

@@ -13,7 +13,8 @@ from sim.fleet.simulation import SimulationResult
 from sim.results import metrics
 from sim.results.cost import cost_summary
 from sim.results.summary import (
-    hits_by_tier, prediction_summary, quality_figures, quality_summary, replica_busy_fraction, request_figures, summarize,
+    hits_by_tier, prediction_summary, quality_figures, quality_summary, replica_busy_fraction,
+    request_figures, summarize,
 )
 
 

@@ -153,8 +153,8 @@ def _profile_summary(deployment: Deployment) -> dict:
 def prediction_summary(deployments: Sequence[Deployment], figures: dict) -> dict:
     """How far to trust the latencies: whether the model, the GPU and the TP degree were in
     the data each pool's latency profile was trained on, and the range the latencies may
-    really fall in (``sim.results.error_band``; a fleet's is the widest of its pools'), or why there
-    is none."""
+    really fall in (``sim.results.error_band``; a fleet's is the widest of its pools'), or why
+    there is none."""
     seen_by_pool, bands = [], []
     for d in deployments:
         seen = d.profile.in_training_data(model=d.model.id, gpu=d.gpu.id,

@@ -1,7 +1,7 @@
 """A fleet of model pools behind a rule-based router: each pool simulated on its share.
 
-The router's rules look only at requests (``sim.runner.route_table``), so the workload is split first
-and every pool runs on its own share, with its own model, GPU tier, engine settings and
+The router's rules look only at requests (``sim.runner.route_table``), so the workload is split
+first and every pool runs on its own share, with its own model, GPU tier, engine settings and
 within-pool router. The pools' records and steps are then merged into one result (with a
 ``pool`` column) and summarised twice: for the whole fleet, and per pool."""
 

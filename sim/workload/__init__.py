@@ -1,0 +1,1 @@
+"""What arrives: generated requests, multi-turn conversations and streamed traces."""

@@ -1,8 +1,8 @@
 """The `workload` section of a scenario: when requests arrive and how long they are.
 
-Only the shape is checked here; `sim.workload.workload.generate_workload` turns a spec into requests.
-Validators raise `ScenarioError` (a `ValueError`), which pydantic reports together with the
-location of the offending section, e.g. `workload.arrivals`.
+Only the shape is checked here; `sim.workload.workload.generate_workload` turns a spec into
+requests. Validators raise `ScenarioError` (a `ValueError`), which pydantic reports together with
+the location of the offending section, e.g. `workload.arrivals`.
 """
 
 from __future__ import annotations

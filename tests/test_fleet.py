@@ -223,3 +223,31 @@ def test_prefix_affinity_gives_up_a_holder_that_is_far_busier() -> None:
                        latency=LinearLatency(0.01, 0.0001))
     records = simulate(setup, workload).records
     assert set(records["replica"]) == {0, 1, 2}
+
+
+def test_a_replicas_outstanding_count_is_its_schedulers(monkeypatch) -> None:
+    """The router reads a counter the replica keeps; it must be the number of requests the
+    scheduler still holds (waiting, prefilling or decoding) whenever a request is routed."""
+    from sim.config.deployment import resolve
+    from sim.config.scenario import parse_scenario
+    from sim.engine.replica import Replica
+    from sim.runner.pool_run import simulate_pool, workload_source
+
+    checked = []
+    submit = Replica.submit
+
+    def checking_submit(self, request):
+        checked.append(self.num_outstanding == self.scheduler.num_outstanding)
+        submit(self, request)
+
+    monkeypatch.setattr(Replica, "submit", checking_submit)
+    for scheduler in ("continuous", "dynamic"):
+        scenario = parse_scenario({
+            "model": "llama-3.1-8b", "hardware": {"gpu": "h100-sxm", "replicas": 3},
+            "engine": {"scheduler": scheduler, "max_num_seqs": 8},
+            "workload": {"arrivals": {"rate_per_s": 40}, "num_requests": 400,
+                         "lengths": {"input": {"dist": "uniform", "min": 10, "max": 3000},
+                                     "output": {"dist": "uniform", "min": 1, "max": 400}}},
+        })
+        simulate_pool(resolve(scenario), workload_source(scenario))
+    assert len(checked) == 800 and all(checked)

@@ -68,6 +68,10 @@ class Replica:
         self._clock = clock
         self._macro_steps = macro_steps
         self._wake: simpy.Event | None = None
+        # requests submitted here whose reply has not ended: what a router in front counts. A
+        # plain counter (the scheduler's queues give the same number), because a router reads
+        # every replica's at every arrival
+        self.num_outstanding = 0
         # when the step just run began (infinity after idling), so the scheduler knows what an
         # asynchronous engine had seen when it planned the next step (sim.engine.scheduler)
         self._last_step_start_s = float("inf")
@@ -76,13 +80,10 @@ class Replica:
         self._holds = isinstance(scheduler, StaticScheduler)
         env.process(self._run())
 
-    @property
-    def num_outstanding(self) -> int:
-        return self.scheduler.num_outstanding
-
     def submit(self, request: Request) -> None:
         request.replica = self.index
         request.queued_s = self.env.now
+        self.num_outstanding += 1
         self.scheduler.add(request)
         if self._wake is not None and not self._wake.triggered:
             self._wake.succeed()
@@ -190,6 +191,7 @@ class Replica:
             first, slope, count = step.timing.pieces[-1]
             self._last_step_start_s = end - (first + slope * (count - 1))
         finished = self.scheduler.complete(step.num_steps, end)
+        self.num_outstanding -= len(finished)
         self.log.add(step.start_s, step.timing, step.num_steps, step.batch, step.kv_used_start,
                      self.scheduler.memory())
         for request in finished:

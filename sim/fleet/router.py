@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Protocol
 
 from sim.engine.prefix_hash import OWN
@@ -13,6 +14,7 @@ from sim.engine.request import Request
 # may have and still get it. A cache hit saves the prefix's prefill, but a queue of this many
 # requests ahead costs more than that, so past it the request goes where it will start sooner.
 AFFINITY_SLACK = 8
+_OUTSTANDING = attrgetter("num_outstanding")
 
 
 class Router(Protocol):
@@ -90,7 +92,7 @@ def _affinity_key(request: Request) -> int | None:
 def least_busy(replicas: Sequence[Replica]) -> Replica:
     if len(replicas) == 1:
         return replicas[0]
-    return min(replicas, key=lambda r: r.num_outstanding)
+    return min(replicas, key=_OUTSTANDING)  # the first of the least busy: lowest index on ties
 
 
 ROUTERS = {"round_robin": RoundRobin, "least_outstanding": LeastOutstanding,

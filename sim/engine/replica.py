@@ -8,6 +8,13 @@ replica as it is mid-step. A run of identical decode steps is planned in closed 
 arriving request is routed to this replica, the run is cut after the step in progress (the
 request joins the next one), otherwise it goes on: no request finishes before a run's last step,
 so a replica mid-run looks to the router exactly as it did when the run began.
+
+With open-loop arrivals every arrival time is known in advance, and the replica need not be a
+SimPy process at all (``driven``): the arrival process calls ``advance(t)`` on every replica
+before it routes the request arriving at ``t``, which applies every step and run that ends
+before ``t`` and keeps the one in progress at ``t`` pending; ``submit`` cuts that one. The
+replica then costs no SimPy event, where a process waits in SimPy time for every run an
+arrival falls into. Both ways give the same steps.
 """
 
 from __future__ import annotations
@@ -58,7 +65,10 @@ class Replica:
         on_finish: Callable[[Request, float], None],
         clock: ArrivalClock,
         macro_steps: bool = True,
+        driven: bool = False,
     ) -> None:
+        if driven and (not macro_steps or isinstance(scheduler, StaticScheduler)):
+            raise ValueError("a driven replica plans runs and never holds its queue")
         self.env = env
         self.index = index
         self.scheduler = scheduler
@@ -78,15 +88,58 @@ class Replica:
         self._hides_host_work = getattr(latency, "async_scheduling", False)
         # only request-level batchers ever hold a queue back (continuous ones are always ready)
         self._holds = isinstance(scheduler, StaticScheduler)
-        env.process(self._run())
+        self.driven = driven
+        # driven: the step or run in progress at the last ``advance``, not applied yet, and
+        # where the replica's own time stands when it has none
+        self._pending: PlannedStep | None = None
+        self._now = 0.0
+        # driven: when ``advance`` next has something to do (a run to apply or a step to plan)
+        self.due_s = float("inf")
+        if not driven:
+            env.process(self._run())
 
     def submit(self, request: Request) -> None:
+        now = request.queued_s = self.env.now
         request.replica = self.index
-        request.queued_s = self.env.now
         self.num_outstanding += 1
+        if self.driven:
+            if self._pending is not None:  # the request joins after the step in progress
+                self._pending = self._cut(self._pending, now)
+                self.due_s = self._pending.end_s
+            elif not self.scheduler.has_work:  # idle until now
+                self._now = self.due_s = now
+                self._last_step_start_s = float("inf")  # no step in flight planned the next
+            self.scheduler.add(request)
+            return
         self.scheduler.add(request)
         if self._wake is not None and not self._wake.triggered:
             self._wake.succeed()
+
+    def advance(self, until: float) -> None:
+        """(Driven) Apply every step and run that ends before ``until``; keep the one in
+        progress at ``until`` pending, as a process would wait through it."""
+        step = self._pending
+        if step is not None:
+            if step.end_s >= until:
+                return
+            self._pending = None
+            self._apply(step)
+            now = step.end_s
+        else:
+            now = self._now
+        scheduler = self.scheduler
+        # only steps that start before ``until``: one starting then is planned once every
+        # request arriving then is in
+        while now < until and scheduler.has_work:
+            step = self._plan(now)
+            if step.end_s >= until:
+                self._pending = step
+                self.due_s = step.end_s
+                return
+            self._apply(step)
+            now = step.end_s
+        self._now = now
+        self.due_s = now if scheduler.has_work else float("inf")
 
     def _run(self):
         env = self.env

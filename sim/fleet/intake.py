@@ -18,6 +18,8 @@ hit it. That holds for generated sessions and for trace rows with session and tu
 
 from __future__ import annotations
 
+import heapq
+
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
@@ -193,12 +195,16 @@ def open_loop(env, intake: Intake, rows: Iterator[Row], clock: ArrivalClock,
     else:
         groups = release_groups(rows, gateway, _group_key(gateway))
     router, replicas = intake.router, intake.replicas
+    driven = replicas[0].driven
+    due: list[tuple[float, int]] = []  # driven: (when a replica has work to do, its index)
     for release_s, members in groups:
         if release_s > env.now:
             clock.next_s = release_s
             target = router.peek(replicas)
             clock.next_replica = target.index if target is not None else None
             yield env.timeout(release_s - env.now)
+        if driven:  # bring the replicas with work before now up to now, for the router
+            _advance_due(replicas, due, release_s)
         replica = None
         for row in members:
             request = intake.request(row, row.arrival_s)
@@ -210,7 +216,25 @@ def open_loop(env, intake: Intake, rows: Iterator[Row], clock: ArrivalClock,
                 intake.hold_s.append(release_s - row.arrival_s)
             replica.submit(request)
         intake.groups += replica is not None
+        if driven and replica is not None:
+            heapq.heappush(due, (replica.due_s, replica.index))
     clock.next_s = float("inf")
+    if driven:  # no more arrivals: every replica runs its work to the end
+        for replica in replicas:
+            replica.advance(float("inf"))
+
+
+def _advance_due(replicas: list[Replica], due: list[tuple[float, int]], now: float) -> None:
+    """Advance to ``now`` every replica with work due before it. ``due`` is a heap of
+    (time, replica); an entry whose time is no longer the replica's is stale and skipped."""
+    while due and due[0][0] < now:
+        when, index = heapq.heappop(due)
+        replica = replicas[index]
+        if replica.due_s != when:
+            continue
+        replica.advance(now)
+        if replica.due_s != float("inf"):
+            heapq.heappush(due, (replica.due_s, index))
 
 
 def _group_key(gateway: GatewayPolicy) -> Callable[[Row], tuple]:

@@ -167,8 +167,13 @@ def _simulate(
             conversations.reply_ended(r)
 
     clock = ArrivalClock()
+    # with open-loop arrivals the arrival process drives the replicas (sim.engine.replica)
+    open_loop_arrivals = not (isinstance(workload, SessionWorkload)
+                              or isinstance(workload, Workload) and workload.concurrency)
+    driven = open_loop_arrivals and setup.macro_steps and setup.batching is None
     replicas = [
-        Replica(env, i, _scheduler(setup), setup.latency, on_finish, clock, setup.macro_steps)
+        Replica(env, i, _scheduler(setup), setup.latency, on_finish, clock, setup.macro_steps,
+                driven)
         for i in range(setup.replicas)
     ]
     intake = Intake(replicas, setup.router, setup.max_model_len, setup.limits.block_size,

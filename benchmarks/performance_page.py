@@ -10,7 +10,8 @@ slows both alike. The page's blocks between ``<!-- generated: NAME -->`` and
 
 Blocks (all by default): ``targets`` (the speed targets, before and now), ``prefix-length``
 (cost per request as shared prefixes grow), ``instructions`` (callgrind's instruction count,
-before and now: the figure the machine's load does not move), and the printed output of
+before and now: the figure the machine's load does not move), ``bytecodes`` (Python bytecodes
+per request for one, 8 and 64 replicas, before and now), and the printed output of
 ``trace-streaming``, ``plan`` and ``app`` (benchmarks/trace_streaming.py, plan_speed.py,
 app_speed.py). ``--quick`` runs 100,000 requests instead of a million, for a try-out: the page
 says which sizes it measured. About 25 minutes in all on a 2-core machine. Not a test: the
@@ -81,9 +82,9 @@ def command_wall(tree: Path, *argv: str) -> float:
     return time.perf_counter() - start
 
 
-def probe(tree: Path, scenario: Path, *overrides: str) -> dict:
+def probe(tree: Path, scenario: Path, *overrides: str, extra: tuple[str, ...] = ()) -> dict:
     """One simulation in a fresh process (``benchmarks/probe.py``)."""
-    argv = [sys.executable, str(PROBE), str(scenario)]
+    argv = [sys.executable, str(PROBE), str(scenario), *extra]
     for item in overrides:
         argv += ["--set", item]
     done = subprocess.run(argv, cwd=tree, env=_env(tree), capture_output=True, text=True)
@@ -205,6 +206,32 @@ def instructions_block(trees: dict[str, Path]) -> str:
             f"now / before {counts['now'] / counts['before']:.3f}.")
 
 
+# (label, scenario, overrides) of the bytecode counts: short slices, as the tracer is slow
+BYTECODE_RUNS = (
+    ("one replica: the hour of chat, first 5 minutes", HOUR, ("workload.duration_s=300",)),
+    ("8 replicas: `eight-replicas-hour.yaml`, first minute", FLEET, ("workload.duration_s=60",)),
+    ("64 replicas at 300 requests/s, 20 seconds", FLEET,
+     ("hardware.replicas=64", "workload.arrivals.rate_per_s=300", "workload.duration_s=20")),
+)
+
+
+def bytecodes_block(trees: dict[str, Path]) -> str:
+    """Python bytecodes per request (benchmarks/probe.py --bytecodes): deterministic, so a
+    change of a few percent shows, where wall times on this machine drift by tens."""
+    lines = ["Python bytecodes executed per simulated request (a tracer counts them; numpy's "
+             "C code is not counted), before and now:", "",
+             "| run | requests | before | now | now / before |", "|---|---|---|---|---|"]
+    for label, scenario, overrides in BYTECODE_RUNS:
+        print(f"bytecodes: {label}", file=sys.stderr, flush=True)
+        per = {}
+        for name, tree in trees.items():
+            run = probe(tree, scenario, *overrides, extra=("--bytecodes",))
+            per[name] = run["bytecodes"] / run["requests"]
+        lines.append(f"| {label} | {run['requests']:,} | {per['before']:,.0f} | "
+                     f"{per['now']:,.0f} | {per['now'] / per['before']:.2f} |")
+    return "\n".join(lines)
+
+
 # other benchmark scripts whose printed output the page shows as it is: (block, argv, header)
 SCRIPTS = {
     "trace-streaming": (["benchmarks/trace_streaming.py"], None),
@@ -254,7 +281,7 @@ def write_blocks(blocks: dict[str, str]) -> None:
     print(f"wrote {PAGE.relative_to(ROOT)} ({', '.join(blocks)})", file=sys.stderr)
 
 
-BLOCKS = ("targets", "prefix-length", "instructions", *SCRIPTS)
+BLOCKS = ("targets", "prefix-length", "instructions", "bytecodes", *SCRIPTS)
 
 
 def main() -> None:
@@ -284,6 +311,8 @@ def main() -> None:
                 blocks["prefix-length"] = prefix_block(trees, requests // 10)
             if "instructions" in args.blocks:
                 blocks["instructions"] = instructions_block(trees)
+            if "bytecodes" in args.blocks:
+                blocks["bytecodes"] = bytecodes_block(trees)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT,
                            check=False)

@@ -8,7 +8,6 @@ json``), which is plain data the page keeps in its session state.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 
@@ -90,22 +89,17 @@ class SearchProgress:
 
 def _why(scenario: Scenario, check: Check, end: str, misses: dict[str, float]) -> str:
     """The figure that decided: the worst miss, or the target closest to being missed."""
-    worst = max(misses, key=misses.get, default=None)
-    if worst == "rejections":
+    name = check.deciding(scenario, end, misses)
+    if name == "rejections":
         return f"{100 * check.rejected_share:.1f} % rejected"
-    if worst == "backlog":
+    if name == "backlog":
         return f"{100 * check.backlog_share:.0f} % still waiting at the last arrival"
-    figures = check.figures[end]
-    targets = {name: getattr(scenario.slo, name) for name in FIGURES
-               if getattr(scenario.slo, name) is not None}
-    name = max(targets, key=lambda n: (figures[n] if figures[n] is not None else math.inf)
-               / targets[n])
-    value = figures[name]
+    value = check.figures[end][name]
     if value is None:
         return "no request completed"
     missed = name.removesuffix("_ms") in misses
-    return (f"{FIGURES[name]} {_ms(value)} {'>' if missed else '≤'} {_ms(targets[name])} "
-            "target")
+    return (f"{FIGURES[name]} {_ms(value)} {'>' if missed else '≤'} "
+            f"{_ms(getattr(scenario.slo, name))} target")
 
 
 # ------------------------------------------------------------------ the answer in words

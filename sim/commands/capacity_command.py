@@ -80,20 +80,15 @@ def _progress_line(scenario: Scenario) -> Callable[[Check, str], None]:
 
 def _why(scenario: Scenario, check: Check, end: str, misses: dict[str, float]) -> str:
     """The figure that decided: the worst miss, or the target closest to being missed."""
-    worst = max(misses, key=misses.get, default=None)
-    if worst == "rejections":
+    name = check.deciding(scenario, end, misses)
+    if name == "rejections":
         return f"{100 * check.rejected_share:.1f} % rejected"
-    if worst == "backlog":
+    if name == "backlog":
         return f"{100 * check.backlog_share:.0f} % still waiting at the last arrival"
-    figures = check.figures[end]
-    targets = {name: getattr(scenario.slo, name) for name in LABELS
-               if getattr(scenario.slo, name) is not None}
-    name = max(targets, key=lambda n: (figures[n] if figures[n] is not None else float("inf"))
-               / targets[n])
-    value = figures[name]
+    value = check.figures[end][name]
     shown = "no request completed" if value is None else f"{LABELS[name]} {value:,.0f} ms"
     missed = name.removesuffix("_ms") in misses
-    return shown + f" {'>' if missed else '<='} {targets[name]:,.0f} ms"
+    return shown + f" {'>' if missed else '<='} {getattr(scenario.slo, name):,.0f} ms"
 
 
 def format_capacity(report: dict) -> str:

@@ -77,6 +77,20 @@ class Check:
     def holds(self, scenario: Scenario, end: str) -> bool:
         return not self.misses(scenario, end)
 
+    def deciding(self, scenario: Scenario, end: str, misses: dict[str, float]) -> str:
+        """What decided this load's verdict at ``end``: ``rejections`` or ``backlog`` when the
+        worst miss is one of those, else the SLO target (``ttft_p95_ms``...) missed worst or,
+        when all hold, the one closest to its limit (a target with no figure, because no
+        request completed, counts as the farthest over)."""
+        worst = max(misses, key=misses.get, default=None)
+        if worst in ("rejections", "backlog"):
+            return worst
+        figures = self.figures[end]
+        targets = {name: getattr(scenario.slo, name) for name, _, _ in SLO_FIGURES
+                   if getattr(scenario.slo, name) is not None}
+        return max(targets, key=lambda n: (figures[n] if figures[n] is not None
+                                           else float("inf")) / targets[n])
+
     def row(self, scenario: Scenario) -> dict:
         """A JSON-ready record: the rate, the verdict, and the simulated figures."""
         out = {"rate_per_s": self.rate_per_s, "holds": self.holds(scenario, PREDICTED),

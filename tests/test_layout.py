@@ -114,3 +114,12 @@ def test_a_command_loads_only_its_own_module() -> None:
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True, cwd=ROOT).stdout.split()
     assert loaded == ["sim.commands.catalog_commands", "sim.commands.cli"]
+
+
+def test_calibrate_lists_the_sources_its_jobs_read() -> None:
+    """`servesim calibrate ingest` offers its sources without importing the jobs; the list
+    must be the jobs' own."""
+    from calibrate import jobs
+    from calibrate.cli import SOURCE_NAMES
+
+    assert sorted(SOURCE_NAMES) == sorted([*jobs.SOURCES, *jobs.RUN_SOURCES])

@@ -199,9 +199,10 @@ def open_loop(env, intake: Intake, rows: Iterator[Row], clock: ArrivalClock,
     due: list[tuple[float, int]] = []  # driven: (when a replica has work to do, its index)
     for release_s, members in groups:
         if release_s > env.now:
-            clock.next_s = release_s
-            target = router.peek(replicas)
-            clock.next_replica = target.index if target is not None else None
+            if not driven:  # replica processes run ahead up to the next arrival
+                clock.next_s = release_s
+                target = router.peek(replicas)
+                clock.next_replica = target.index if target is not None else None
             yield env.timeout(release_s - env.now)
         if driven:  # bring the replicas with work before now up to now, for the router
             _advance_due(replicas, due, release_s)

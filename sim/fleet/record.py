@@ -39,27 +39,18 @@ class RecordLog:
     """A run's records as they are made. Every ``CHUNK_RECORDS`` of them become a DataFrame
     chunk, so a long run holds columns rather than a tuple of Python objects per request."""
 
-    __slots__ = ("_pending", "_chunks", "_count")
+    __slots__ = ("_pending", "_chunks")
 
     def __init__(self) -> None:
         self._pending: list[RequestRecord] = []
         self._chunks: list[pd.DataFrame] = []
-        self._count = 0
 
     def append(self, record: RequestRecord) -> None:
         pending = self._pending
         pending.append(record)
         if len(pending) >= CHUNK_RECORDS:
             self._chunks.append(_raw_frame(pending))
-            self._count += len(pending)
             self._pending = []
-
-    def extend(self, records: list[RequestRecord]) -> None:
-        for record in records:
-            self.append(record)
-
-    def __len__(self) -> int:
-        return self._count + len(self._pending)
 
     def frame(self) -> pd.DataFrame:
         """Every record so far: see ``records_frame``."""

@@ -13,7 +13,8 @@ Blocks (all by default): ``targets`` (the speed targets, before and now), ``pref
 before and now: the figure the machine's load does not move), ``bytecodes`` (Python bytecodes
 per request for one, 8 and 64 replicas, before and now), and the printed output of
 ``trace-streaming``, ``plan`` and ``app`` (benchmarks/trace_streaming.py, plan_speed.py,
-app_speed.py). ``--quick`` runs 100,000 requests instead of a million, for a try-out: the page
+app_speed.py); ``long-replay`` (benchmarks/long_replay.py: 20 million trace rows on 64
+replicas, about 40 minutes) only when named. ``--quick`` runs 100,000 requests instead of a million, for a try-out: the page
 says which sizes it measured. About 25 minutes in all on a 2-core machine. Not a test: the
 figures depend on the machine.
 """
@@ -238,18 +239,30 @@ SCRIPTS = {
     "plan": (["benchmarks/plan_speed.py", "--seeds", "3"],
              "| question | cores | simulations | wall | answer |\n|---|---|---|---|---|"),
     "app": (["benchmarks/app_speed.py", "--repeat", "5"], None),
+    "long-replay": (["benchmarks/long_replay.py"], None),
 }
+LONG = {"long-replay"}  # run only when named: 20 million requests take about 40 minutes
+MARKDOWN = {"long-replay"}  # scripts that print a Markdown table of their own
 
 
 def script_block(name: str) -> str:
-    argv, header = SCRIPTS[name]
+    argv = SCRIPTS[name][0]
     print(f"running {' '.join(argv)}", file=sys.stderr, flush=True)
     done = subprocess.run([sys.executable, *argv], cwd=ROOT, env=_env(ROOT), capture_output=True,
                           text=True)
     if done.returncode:
         raise SystemExit(f"{argv[0]} failed:\n{done.stderr[-2000:]}")
-    output = done.stdout.strip()
-    body = f"{header}\n{output}" if header else f"```text\n{output}\n```"
+    return script_text(name, done.stdout)
+
+
+def script_text(name: str, output: str) -> str:
+    """The block of a script's printed ``output``."""
+    argv, header = SCRIPTS[name]
+    output = output.strip()
+    if name in MARKDOWN:
+        body = output
+    else:
+        body = f"{header}\n{output}" if header else f"```text\n{output}\n```"
     return f"{_machine()}, `{' '.join(['python', *argv])}`:\n\n{body}"
 
 
@@ -287,7 +300,8 @@ BLOCKS = ("targets", "prefix-length", "instructions", "bytecodes", *SCRIPTS)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("blocks", nargs="*", metavar="BLOCK",
-                        help=f"blocks to regenerate: {', '.join(BLOCKS)} (default: all)")
+                        help=f"blocks to regenerate: {', '.join(BLOCKS)} (default: all but "
+                        f"{', '.join(sorted(LONG))})")
     parser.add_argument("--ref", default=BEFORE_REF, help="the commit to measure against")
     parser.add_argument("--requests", type=int, default=1_000_000)
     parser.add_argument("--quick", action="store_true", help="100,000 requests, not a million")
@@ -295,7 +309,7 @@ def main() -> None:
     unknown = [b for b in args.blocks if b not in BLOCKS]
     if unknown:
         parser.error(f"no block {unknown[0]!r}; the blocks are {', '.join(BLOCKS)}")
-    args.blocks = args.blocks or list(BLOCKS)
+    args.blocks = args.blocks or [b for b in BLOCKS if b not in LONG]
     requests = 100_000 if args.quick else args.requests
     blocks: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as folder:

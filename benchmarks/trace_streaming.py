@@ -36,8 +36,9 @@ START = np.datetime64("2024-05-10T00:00:00", "us")
 BLOCK_ROWS = 1_000_000
 
 
-def write_trace(path: Path, rows: int, seed: int = 0) -> None:
-    """An Azure-2024-format CSV, a million rows per vectorised block."""
+def write_trace(path: Path, rows: int, seed: int = 0, rate_per_s: float = RATE_PER_S) -> None:
+    """An Azure-2024-format CSV of Poisson arrivals at ``rate_per_s``, a million rows per
+    vectorised block."""
     rng = np.random.default_rng(seed)
     clock_us = 0
     schema = pa.schema([("TIMESTAMP", pa.string()), ("ContextTokens", pa.int64()),
@@ -46,7 +47,7 @@ def write_trace(path: Path, rows: int, seed: int = 0) -> None:
     with pcsv.CSVWriter(path, schema, write_options=options) as writer:
         for start in range(0, rows, BLOCK_ROWS):
             n = min(BLOCK_ROWS, rows - start)
-            offsets_us = clock_us + np.cumsum(rng.exponential(1e6 / RATE_PER_S, n)).astype(np.int64)
+            offsets_us = clock_us + np.cumsum(rng.exponential(1e6 / rate_per_s, n)).astype(np.int64)
             clock_us = int(offsets_us[-1])
             stamps = pa.array(START.astype(np.int64) + offsets_us, pa.timestamp("us"))
             text = pc.binary_join_element_wise(

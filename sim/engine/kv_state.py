@@ -45,7 +45,11 @@ def waste_slot_seconds(steps: pd.DataFrame) -> np.ndarray:
 def waste_shares(steps: pd.DataFrame) -> dict[str, float | None]:
     """The four parts as shares of the KV memory taken, averaged over time; they sum to 1
     (all None when no step ended with memory held)."""
-    totals = waste_slot_seconds(steps)
+    return shares_of(waste_slot_seconds(steps))
+
+
+def shares_of(totals: np.ndarray) -> dict[str, float | None]:
+    """``waste_shares`` of the four parts' slot-seconds."""
     taken = totals.sum()
     if taken <= 0:
         return {name: None for name in WASTE_NAMES}

@@ -66,6 +66,7 @@ class Replica:
         clock: ArrivalClock,
         macro_steps: bool = True,
         driven: bool = False,
+        log: StepLog | None = None,
     ) -> None:
         if driven and (not macro_steps or isinstance(scheduler, StaticScheduler)):
             raise ValueError("a driven replica plans runs and never holds its queue")
@@ -73,7 +74,7 @@ class Replica:
         self.index = index
         self.scheduler = scheduler
         self.latency = latency
-        self.log = StepLog()
+        self.log = StepLog() if log is None else log  # a streamed run passes one that keeps totals
         self._on_finish = on_finish
         self._clock = clock
         self._macro_steps = macro_steps

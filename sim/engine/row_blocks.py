@@ -31,6 +31,13 @@ class RowBlocks:
         self._count += len(block)
         self.rows = []
 
+    def take_pending(self) -> np.ndarray:
+        """The rows not compacted yet, as a (rows, width) float64 array, leaving none pending:
+        for a caller that folds rows into sums instead of keeping them."""
+        block = np.array(self.rows, dtype=np.float64).reshape(-1, self.width)
+        self.rows = []
+        return block
+
     def __len__(self) -> int:
         return self._count + len(self.rows)
 

@@ -17,6 +17,7 @@ from sim.engine.kv_state import WASTE_COLUMNS
 from sim.engine import row_blocks
 from sim.engine.row_blocks import RowBlocks
 from sim.engine.step_series import StepSeries
+from sim.engine.step_totals import StepTotals
 
 FLOAT_COLUMNS = ("start_s", "duration_s")
 COLUMNS = [
@@ -26,11 +27,15 @@ COLUMNS = [
 
 
 class StepLog:
-    def __init__(self) -> None:
+    """A replica's step rows. With ``totals`` (a streamed run) the rows are not kept: every
+    block of them is folded into the totals and dropped, so memory does not grow with the run."""
+
+    def __init__(self, totals: StepTotals | None = None) -> None:
         self._rows = RowBlocks(len(COLUMNS))
         self._block_rows = row_blocks.BLOCK_ROWS
         # decode steps as linear pieces: (first duration, slope, count, decoding sequences)
         self._itl = RowBlocks(4)
+        self.totals = totals
 
     def add(self, start_s: float, timing: StepSeries | float, num_steps: int, batch: Batch,
             kv_used_start: int, memory_end: tuple[int, int, int, int, int]) -> None:
@@ -41,7 +46,7 @@ class StepLog:
         rows.append((start_s, num_steps, total, batch.decode_seqs, batch.prefill_seqs,
                      batch.prefill_tokens, kv_used_start, *memory_end))
         if len(rows) >= self._block_rows:
-            self._rows.compact()
+            self._compact_rows()
         seqs = batch.decode_seqs - batch.leaving_seqs  # sequences that got a token
         if seqs:
             itl = self._itl.rows
@@ -51,7 +56,26 @@ class StepLog:
                 for first, slope, count in timing.pieces:
                     itl.append((first, slope, count, seqs))
             if len(itl) >= self._block_rows:
-                self._itl.compact()
+                self._compact_itl()
+
+    def _compact_rows(self) -> None:
+        if self.totals is None:
+            self._rows.compact()
+        else:
+            self.totals.fold(self._rows.take_pending())
+
+    def _compact_itl(self) -> None:
+        if self.totals is None:
+            self._itl.compact()
+        else:
+            self.totals.fold_itl(*expand_pieces(self._itl.take_pending()))
+
+    def close_totals(self) -> StepTotals:
+        """A streamed log's totals, with the rows not folded yet folded in."""
+        assert self.totals is not None, "only a streamed step log keeps totals"
+        self._compact_rows()
+        self._compact_itl()
+        return self.totals
 
     def __len__(self) -> int:
         return len(self._rows)

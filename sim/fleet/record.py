@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from sim.fleet.record_stream import RecordStream
 
 
 class RequestRecord(NamedTuple):
@@ -37,23 +40,37 @@ CHUNK_RECORDS = 32_768
 
 class RecordLog:
     """A run's records as they are made. Every ``CHUNK_RECORDS`` of them become a DataFrame
-    chunk, so a long run holds columns rather than a tuple of Python objects per request."""
+    chunk, so a long run holds columns rather than a tuple of Python objects per request.
+    With a ``stream`` (``sim.fleet.record_stream``) the chunks are written out, not kept."""
 
-    __slots__ = ("_pending", "_chunks")
+    __slots__ = ("_pending", "_chunks", "_stream")
 
-    def __init__(self) -> None:
+    def __init__(self, stream: RecordStream | None = None) -> None:
         self._pending: list[RequestRecord] = []
         self._chunks: list[pd.DataFrame] = []
+        self._stream = stream
 
     def append(self, record: RequestRecord) -> None:
         pending = self._pending
         pending.append(record)
         if len(pending) >= CHUNK_RECORDS:
-            self._chunks.append(_raw_frame(pending))
+            if self._stream is None:
+                self._chunks.append(_raw_frame(pending))
+            else:
+                self._stream.write(_derived(_raw_frame(pending)))
             self._pending = []
+
+    def close_stream(self) -> None:
+        """A streamed log's last records written, and its file closed."""
+        assert self._stream is not None, "only a streamed record log has a file"
+        if self._pending:
+            self._stream.write(_derived(_raw_frame(self._pending)))
+            self._pending = []
+        self._stream.close()
 
     def frame(self) -> pd.DataFrame:
         """Every record so far: see ``records_frame``."""
+        assert self._stream is None, "a streamed record log keeps no records"
         chunks = list(self._chunks)
         if self._pending or not chunks:  # (an empty frame's columns are untyped: no concat)
             chunks.append(_raw_frame(self._pending))

@@ -26,10 +26,13 @@ from sim.engine.request import Request
 from sim.engine.scheduler import ContinuousScheduler, SchedulerLimits
 from sim.engine.slot_pool import SlotPool
 from sim.engine.static_scheduler import StaticScheduler
-from sim.engine.step_log import expand_pieces, steps_frame
+from sim.engine.step_log import StepLog, expand_pieces, steps_frame
+from sim.engine.step_totals import StepTotals
 from sim.fleet.gateway import GatewayPolicy
 from sim.fleet.intake import ClosedLoop, Conversations, Intake, open_loop
 from sim.fleet.record import RecordLog, RequestRecord
+from sim.fleet.record_digest import RecordDigest
+from sim.fleet.record_stream import RecordStream
 from sim.workload.session_workload import SessionWorkload
 from sim.workload.workload import Workload
 
@@ -70,10 +73,23 @@ class EngineSetup:
             )
 
 
+@dataclass(frozen=True)
+class StreamedTotals:
+    """What a streamed run kept instead of its record and step tables: the records went to a
+    file, the rest into sums and histograms (the inter-token durations without the client's
+    per-token streaming cost, ``itl_offset_s``, which every gap adds)."""
+
+    records_path: str
+    records: RecordDigest
+    steps: StepTotals
+    itl_offset_s: float
+
+
 @dataclass
 class SimulationResult:
-    records: pd.DataFrame
-    steps: pd.DataFrame
+    # None in a streamed run (see ``streamed``)
+    records: pd.DataFrame | None
+    steps: pd.DataFrame | None
     # decode steps as linear pieces, rows (first duration, slope, count, sequences decoding):
     # the inter-token latencies without a row per step (sim.results.piece_distribution)
     itl_pieces: np.ndarray
@@ -90,6 +106,7 @@ class SimulationResult:
     gateway_hold_s: np.ndarray = field(default_factory=lambda: np.empty(0))  # per request held
     gateway_groups: int = 0  # groups released to replicas (requests, without a gateway)
     wall_s: float = 0.0
+    streamed: StreamedTotals | None = None  # a streamed run's totals, in place of its tables
 
     @property
     def itl_durations_s(self) -> np.ndarray:
@@ -110,15 +127,18 @@ def simulate(
     setup: EngineSetup,
     workload: Workload | Iterable[Workload] | SessionWorkload,
     progress: Callable[[int, int], None] | None = None,
+    stream: RecordStream | None = None,
 ) -> SimulationResult:
     """Simulate ``workload`` to completion (every admitted request finishes).
 
     A workload may come as consecutive chunks (a streamed trace): they are read one at a time,
     so memory holds one chunk and the requests in flight, not the whole trace. A session
-    workload sends its conversations' turns as their replies end.
+    workload sends its conversations' turns as their replies end. With a ``stream`` the
+    records are written to its file and the steps kept as totals (``StreamedTotals``), so
+    memory does not grow with the number of requests either.
     """
     with _fewer_collections():
-        return _simulate(setup, workload, progress)
+        return _simulate(setup, workload, progress, stream)
 
 
 @contextmanager
@@ -138,10 +158,11 @@ def _simulate(
     setup: EngineSetup,
     workload: Workload | Iterable[Workload] | SessionWorkload,
     progress: Callable[[int, int], None] | None,
+    stream: RecordStream | None,
 ) -> SimulationResult:
     wall_start = time.perf_counter()
     env = simpy.Environment()
-    records = RecordLog()
+    records = RecordLog(stream)
     closed: ClosedLoop | None = None
     conversations: Conversations | None = None
 
@@ -173,7 +194,7 @@ def _simulate(
     driven = open_loop_arrivals and setup.macro_steps and setup.batching is None
     replicas = [
         Replica(env, i, _scheduler(setup), setup.latency, on_finish, clock, setup.macro_steps,
-                driven)
+                driven, StepLog(StepTotals()) if stream is not None else None)
         for i in range(setup.replicas)
     ]
     intake = Intake(replicas, setup.router, setup.max_model_len, setup.limits.block_size,
@@ -193,12 +214,22 @@ def _simulate(
     env.run()
     if progress is not None:
         progress(intake.rows_seen, max(intake.total, intake.rows_seen))
-    steps = _steps_frame(replicas)
-    itl = np.concatenate([replica.log.itl_pieces() for replica in replicas])
-    itl[:, 0] += per_token_s  # every gap carries one more token's streaming
+    streamed = None
+    if stream is None:
+        frame, steps = records.frame(), _steps_frame(replicas)
+        itl = np.concatenate([replica.log.itl_pieces() for replica in replicas])
+        itl[:, 0] += per_token_s  # every gap carries one more token's streaming
+    else:
+        records.close_stream()
+        frame = steps = None
+        itl = np.empty((0, 4))
+        totals = StepTotals()
+        for replica in replicas:
+            totals.merge(replica.log.close_totals())
+        streamed = StreamedTotals(str(stream.path), stream.digest, totals, per_token_s)
     schedulers = [r.scheduler for r in replicas]
     return SimulationResult(
-        records=records.frame(),
+        records=frame,
         steps=steps,
         itl_pieces=itl,
         num_gpu_blocks=setup.num_gpu_blocks,
@@ -214,6 +245,7 @@ def _simulate(
         gateway_hold_s=np.asarray(intake.hold_s),
         gateway_groups=intake.groups,
         wall_s=time.perf_counter() - wall_start,
+        streamed=streamed,
     )
 
 

@@ -156,7 +156,8 @@ def format_table(summary: dict) -> str:
         f"{req['truncated_outputs']:,} outputs truncated",
         f"simulated  {_fmt(summary['duration_s'])} s in {summary['wall_s']:.2f} s wall",
         "",
-        "latency (ms unless marked)",
+        "latency (ms unless marked)" + (", streamed: percentiles within 0.05 %"
+                                        if "percentiles" in summary else ""),
         *_latency_rows(summary),
         *_prediction_lines(summary.get("prediction")),
         "",

@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 from sim.config.deployment import Deployment
 from sim.config.quality import retention_for
-from sim.config.scenario import EngineSpec, Scenario, SloSpec
+from sim.config.scenario import EngineSpec, Scenario
 from sim.engine.kv_state import waste_shares
 from sim.engine.scheduler import SchedulerLimits
 from sim.fleet.simulation import SimulationResult
@@ -16,6 +16,8 @@ from sim.results import metrics
 from sim.results.cost import cost_summary
 from sim.results.error_band import ErrorBand, band_from_section
 from sim.results.piece_distribution import piece_distribution_ms
+from sim.results.slo_verdict import slo_verdict
+from sim.results.streamed_figures import streamed_request_figures, streamed_step_figures
 
 
 def hits_by_tier(result: SimulationResult) -> dict[str, float]:
@@ -28,12 +30,21 @@ def hits_by_tier(result: SimulationResult) -> dict[str, float]:
 def summarize(deployment: Deployment, result: SimulationResult) -> dict:
     """The run's figures as one JSON-ready dict (the CLI's --format json output)."""
     scenario = deployment.scenario
-    records = result.records
-    duration = metrics.makespan_s(records)
-    completed = records[records["status"] == "completed"]
-    output_tokens = int(completed["output_tokens"].sum())
-    total_tokens = output_tokens + int(completed["prompt_tokens"].sum())
-    figures = request_figures(scenario, result, duration)
+    if result.streamed is None:
+        records = result.records
+        duration = metrics.makespan_s(records)
+        figures = request_figures(scenario, result, duration)
+        step_figures = _table_step_figures(result, duration)
+        completed = records[records["status"] == "completed"]
+        output_tokens = int(completed["output_tokens"].sum())
+        prompt_tokens = int(completed["prompt_tokens"].sum())
+    else:
+        digest = result.streamed.records
+        duration = digest.makespan_s
+        figures = streamed_request_figures(scenario, result, result.streamed, duration)
+        step_figures = streamed_step_figures(result, result.streamed, duration)
+        output_tokens, prompt_tokens = digest.all.output_tokens, digest.all.prompt_tokens
+    total_tokens = output_tokens + prompt_tokens
     return {
         "scenario": scenario.name,
         "seed": scenario.seed,
@@ -50,21 +61,32 @@ def summarize(deployment: Deployment, result: SimulationResult) -> dict:
         "kv": {
             "num_gpu_blocks": result.num_gpu_blocks,
             "block_size": deployment.setup.limits.block_size,
-            "mean_utilization": metrics.kv_mean_utilization(result, duration),
+            "mean_utilization": step_figures["kv_mean_utilization"],
             "preemptions": result.preemptions,
             "prefix_cache_hit_rate": result.prefix_cache_hit_rate,
-            "prefix_cache_hit_rate_by_turn": metrics.hit_rate_by_turn(records),
+            "prefix_cache_hit_rate_by_turn": step_figures["hit_rate_by_turn"],
             "prefix_cache_hits_by_tier": hits_by_tier(result),
             "cpu_offload_blocks": deployment.setup.cpu_blocks,
             "allocation": scenario.engine.kv_allocation_used,
-            "waste": waste_shares(result.steps),
+            "waste": step_figures["waste"],
         },
-        "batch_size": metrics.batch_size_distribution(result.steps),
+        "batch_size": step_figures["batch_size"],
         "gateway": _gateway_summary(scenario, result),
-        "replica_busy_fraction": replica_busy_fraction(result, duration),
+        "replica_busy_fraction": step_figures["replica_busy_fraction"],
         "cost": cost_summary(deployment.price, duration, output_tokens, total_tokens),
         **quality_figures({deployment.model.id: quality_summary(deployment)}),
         "wall_s": result.wall_s,
+    }
+
+
+def _table_step_figures(result: SimulationResult, duration: float) -> dict:
+    """The figures of ``summarize`` that come from the step table (and the turns' hits)."""
+    return {
+        "kv_mean_utilization": metrics.kv_mean_utilization(result, duration),
+        "hit_rate_by_turn": metrics.hit_rate_by_turn(result.records),
+        "waste": waste_shares(result.steps),
+        "batch_size": metrics.batch_size_distribution(result.steps),
+        "replica_busy_fraction": replica_busy_fraction(result, duration),
     }
 
 
@@ -112,7 +134,7 @@ def request_figures(scenario: Scenario, result: SimulationResult, duration: floa
         "throughput": metrics.throughput(completed, duration),
         "goodput": metrics.goodput(completed, len(records), duration, slo.ttft_p95_ms,
                                    slo.tpot_p95_ms),
-        "slo": _slo_verdict(slo, ttft, tpot, e2e),
+        "slo": slo_verdict(slo, ttft, tpot, e2e),
     }
 
 
@@ -193,21 +215,3 @@ def _engine_summary(eng: EngineSpec, limits: SchedulerLimits) -> dict:
                 "cuda_graphs": None if eng.enforce_eager or not eng.cuda_graph_sizes
                 else f"{len(eng.cuda_graph_sizes)} sizes up to {max(eng.cuda_graph_sizes)}"}
     return out
-
-
-def _slo_verdict(slo: SloSpec, ttft: dict, tpot: dict, e2e: dict) -> dict:
-    def holds(target: float | None, value: float | None) -> bool | None:
-        if target is None:
-            return None
-        return value is not None and value <= target
-
-    verdict = {
-        "ttft_p95_ms": slo.ttft_p95_ms,
-        "tpot_p95_ms": slo.tpot_p95_ms,
-        "ttft_p95_met": holds(slo.ttft_p95_ms, ttft["p95"]),
-        "tpot_p95_met": holds(slo.tpot_p95_ms, tpot["p95"]),
-    }
-    if slo.e2e_p99_ms is not None:  # optional: reported only when the scenario sets it
-        verdict |= {"e2e_p99_ms": slo.e2e_p99_ms,
-                    "e2e_p99_met": holds(slo.e2e_p99_ms, e2e["p99"])}
-    return verdict

@@ -10,6 +10,7 @@ import numpy as np
 from sim.config.deployment import Deployment
 from sim.config.scenario import Scenario
 from sim.engine.errors import ScenarioError
+from sim.fleet.record_stream import RecordStream
 from sim.fleet.simulation import SimulationResult, simulate
 from sim.workload.session_workload import SessionWorkload, generate_sessions
 from sim.workload.trace_workload import TraceReplay
@@ -53,15 +54,17 @@ def workload_source(scenario: Scenario) -> Workload | TraceReplay | SessionWorkl
 
 def simulate_pool(deployment: Deployment,
                   source: Workload | Iterable[Workload] | SessionWorkload,
-                  progress: Callable[[int, int], None] | None = None) -> SimulationResult:
-    """Simulate one pool on its requests; a trace's bad rows become a ScenarioError."""
+                  progress: Callable[[int, int], None] | None = None,
+                  stream: RecordStream | None = None) -> SimulationResult:
+    """Simulate one pool on its requests (streaming its records to ``stream``, when given);
+    a trace's bad rows become a ScenarioError."""
     if isinstance(source, SessionWorkload):
         _check_conversations_fit(deployment)
     if (isinstance(source, Workload) and not deployment.setup.limits.chunked_prefill
             and deployment.setup.batching is None):
         _check_prompts_fit_one_step(source, deployment)
     try:
-        return simulate(deployment.setup, source, progress)
+        return simulate(deployment.setup, source, progress, stream)
     except TraceError as exc:
         raise ScenarioError(f"workload.trace: {exc}") from None
 

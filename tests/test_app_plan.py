@@ -107,7 +107,8 @@ def test_planned_yaml_writes_targets_rate_and_window() -> None:
     text = example_text(pv.DEFAULT_EXAMPLE)
     out = yaml.safe_load(pv.planned_yaml(text, ttft_p95_ms=500, tpot_p95_ms=None,
                                          e2e_p99_ms=9000, rate_per_s=12.5, window_s=20))
-    assert out["slo"] == {"ttft_p95_ms": 500.0, "e2e_p99_ms": 9000.0}  # the empty one dropped
+    assert out["slo"] == {"ttft_p95_ms": 500.0, "e2e_p99_ms": 9000.0,  # the empty one dropped
+                          "max_rejected_share": 0.01}
     assert out["workload"]["arrivals"]["rate_per_s"] == 12.5
     assert out["workload"]["duration_s"] == 20.0
     sized = example_text("rtx4090-llama3-8b-sharegpt.yaml")  # sized by num_requests

@@ -15,6 +15,7 @@ from sim.config.scenario import parse_scenario
 from sim.engine.errors import UserError
 from sim.planning import capacity as cap
 from sim.planning.capacity import find_capacity, scaled_scenario
+from sim.results.saturation import MAX_BACKLOG_SHARE, backlog_share
 from sim.runner.run import run_scenario
 from tests.helpers import banded_profile
 
@@ -49,7 +50,7 @@ def holds(data: dict, scale: float) -> bool:
     met = all(slo[k] is not False for k in ("ttft_p95_met", "tpot_p95_met", "e2e_p99_met")
               if k in slo)
     return (met and summary["requests"]["rejected"] <= 0.01 * summary["requests"]["arrived"]
-            and cap.backlog_share(outcome.result.records) <= cap.MAX_BACKLOG_SHARE)
+            and backlog_share(outcome.result.records) <= MAX_BACKLOG_SHARE)
 
 
 def test_the_rate_found_holds_and_ten_percent_more_does_not() -> None:
@@ -98,7 +99,7 @@ def test_json_output_and_one_progress_line_per_simulation(tmp_path: Path, capsys
     captured = capsys.readouterr()
     report = json.loads(captured.out)
     assert report["scenario"] == "short-chat"
-    assert report["slo"] == {"ttft_p95_ms": 300, "tpot_p95_ms": 40}
+    assert report["slo"] == {"ttft_p95_ms": 300, "tpot_p95_ms": 40, "max_rejected_share": 0.01}
     assert report["simulations"] == len(report["checked"])
     progress = [line for line in captured.err.splitlines() if line.startswith("capacity: ")]
     assert len(progress) == report["simulations"]

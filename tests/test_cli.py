@@ -60,8 +60,11 @@ def test_json_summary_has_the_documented_keys(tmp_path: Path, capsys) -> None:
     assert {"gpus", "usd_per_hour", "usd_total", "usd_per_million_output_tokens",
             "output_tokens_per_usd"} <= set(summary["cost"])
     assert summary["duration_s"] > 0 and summary["wall_s"] > 0
-    cost = summary["cost"]
-    assert cost["usd_total"] == pytest.approx(cost["usd_per_hour"] * summary["duration_s"] / 3600)
+    cost = summary["cost"]  # billed over the arrival window, not the drain after it
+    assert cost["billed_basis"] == "arrival window"
+    assert 0 < cost["billed_s"] < summary["duration_s"] == pytest.approx(
+        summary["saturation"]["last_arrival_s"] + summary["saturation"]["drain_s"])
+    assert cost["usd_total"] == pytest.approx(cost["usd_per_hour"] * cost["billed_s"] / 3600)
 
 
 def test_out_folder_holds_records_summary_and_a_scenario_that_loads_back(

@@ -30,7 +30,9 @@ def test_weighted_percentiles_equal_repeating_the_samples() -> None:
 
 def test_cost_per_token_and_monthly_bill() -> None:
     price = FleetPrice(gpus=4, usd_per_gpu_hour=2.5, tier="on_demand", source="t", as_of="2026")
-    cost = cost_summary(price, duration_s=1800, output_tokens=2_000_000, total_tokens=5_000_000)
+    cost = cost_summary(price, (1800.0, "arrival window"), output_tokens=2_000_000,
+                        total_tokens=5_000_000, busy_usd=3.0)
+    assert cost["busy_usd"] == 3.0 and cost["billed_s"] == 1800.0
     assert cost["usd_per_hour"] == 10.0
     assert cost["usd_total"] == pytest.approx(5.0)
     assert cost["gpu_hours"] == pytest.approx(2.0)

@@ -19,7 +19,7 @@ END_WORDS = {"predicted": "", "pessimistic": " at the band's slow end",
              "optimistic": " at the band's fast end"}
 LABELS = {"ttft_p95_ms": "p95 TTFT", "tpot_p95_ms": "p95 TPOT", "e2e_p99_ms": "p99 E2E"}
 LIMITS = {"ttft_p95": "p95 TTFT", "tpot_p95": "p95 TPOT", "e2e_p99": "p99 E2E",
-          "rejections": "rejections over 1 %", "backlog": "throughput (the queue keeps growing)",
+          "rejections": "rejections over the SLO's limit", "backlog": "throughput (the queue keeps growing)",
           "search_limit": "the top of the search"}
 
 
@@ -92,10 +92,13 @@ def _why(scenario: Scenario, check: Check, end: str, misses: dict[str, float]) -
 
 
 def format_capacity(report: dict) -> str:
+    from sim.results.saturation import MAX_BACKLOG_SHARE
+
     unit = report["rate_unit"]
-    targets = ", ".join(f"{LABELS[k]} <= {v:,.0f} ms" for k, v in report["slo"].items())
-    lines = [f"{report['scenario']}: {targets}; at most 1 % rejected and 10 % still waiting "
-             "at the last arrival"]
+    slo = report["slo"]
+    targets = ", ".join(f"{LABELS[k]} <= {v:,.0f} ms" for k, v in slo.items() if k in LABELS)
+    lines = [f"{report['scenario']}: {targets}; at most {100 * slo['max_rejected_share']:g} % "
+             f"rejected and {100 * MAX_BACKLOG_SHARE:g} % still waiting at the last arrival"]
     if report["max_rate_per_s"] is None:
         lines.append(f"max rate: none - {report['message']}")
     else:

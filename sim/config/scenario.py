@@ -206,6 +206,10 @@ class SloSpec(BaseModel):
     ttft_p95_ms: Annotated[float, Field(gt=0)] | None = None
     tpot_p95_ms: Annotated[float, Field(gt=0)] | None = None
     e2e_p99_ms: Annotated[float, Field(gt=0)] | None = None  # whole reply, for the planner
+    # the share of the arrived requests that may be rejected (or left unfinished) within the
+    # SLO: latency percentiles count only completed requests, so a fleet that turns requests
+    # away must fail on this instead (sim.results.slo_verdict)
+    max_rejected_share: Annotated[float, Field(ge=0, le=1)] = 0.01
 
 
 PoolName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]

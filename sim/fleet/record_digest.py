@@ -56,6 +56,8 @@ class RecordDigest:
         self.all = LatencyDigest()
         self.meeting_slo = 0
         self.makespan_s = 0.0  # the last finish
+        self.first_arrival_s = float("inf")
+        self.last_arrival_s = float("-inf")
         self.endpoints: dict[str, LatencyDigest] | None = {}  # None once too many to split
         self.any_endpoint = False
         self.turn_tokens: dict[int, list[int]] = {}  # turn -> [cached, prompt] of completed
@@ -65,6 +67,9 @@ class RecordDigest:
         if len(records) == 0:
             return
         completed = self.all.fold(records)
+        arrival = records["arrival_s"].to_numpy()
+        self.first_arrival_s = min(self.first_arrival_s, float(arrival.min()))
+        self.last_arrival_s = max(self.last_arrival_s, float(arrival.max()))
         finish = records["finish_s"].to_numpy()
         if not np.isnan(finish).all():
             self.makespan_s = max(self.makespan_s, float(np.nanmax(finish)))

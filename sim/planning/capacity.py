@@ -1,8 +1,9 @@
 """Capacity: the highest arrival rate a configuration sustains within its scenario's SLO.
 
 The offered load is scaled by a factor (1 = the scenario's own rate) and each load is
-simulated once, on the scenario's seed. A load *holds* when at most 1 % of the arrived requests
-are rejected, the fleet keeps up with it, and every SLO target is met. Keeping up means that
+simulated once, on the scenario's seed. A load *holds* when it holds the SLO (every target met,
+and at most ``slo.max_rejected_share`` of the requests rejected: sim.results.slo_verdict) and
+the fleet keeps up with it (sim.results.saturation). Keeping up means that
 when the last request arrives, at most 10 % of the requests are still waiting to start: an
 overloaded fleet's queue grows with the run, to about 1 - throughput / offered rate of the
 requests, while a fleet that keeps up has only the few that just arrived. Without it a
@@ -32,18 +33,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import pandas as pd
 
 from sim.config.scenario import Scenario, parse_scenario
 from sim.engine.errors import ScenarioError, UserError
-from sim.planning.plan import SLO_FIGURES, slo_figures, slo_misses
+from sim.results.saturation import MAX_BACKLOG_SHARE
+from sim.results.slo_verdict import SLO_FIGURES, rejected_share, slo_figures, slo_misses
 from sim.runner.run import run_scenario
 
 MAX_SCALE = 1024.0  # the search stays within the scenario's rate / 1024 and x 1024
 MIN_SCALE = 1 / MAX_SCALE
 MAX_REQUESTS = 10_000  # per run above the scenario's own rate (when it offers fewer itself)
-MAX_REJECTED_SHARE = 0.01
-MAX_BACKLOG_SHARE = 0.1  # of the requests, still waiting to start when the last one arrives
 PRECISION = 0.02  # the bracket's width relative to the rate that held
 MAX_SIMULATIONS = 14  # new simulations one search may run
 # the verdict ends: the simulated figures, and the band's slow and fast ends
@@ -66,10 +65,8 @@ class Check:
     def misses(self, scenario: Scenario, end: str) -> dict[str, float]:
         """What this load misses at one end of the band, each with how far (figure / limit);
         the target names lose their unit (``ttft_p95``), rejections are ``rejections``."""
-        misses = {name.removesuffix("_ms"): ratio
-                  for name, ratio in slo_misses(scenario.slo, self.figures[end]).items()}
-        if self.rejected_share > MAX_REJECTED_SHARE:
-            misses["rejections"] = self.rejected_share / MAX_REJECTED_SHARE
+        misses = {name.removesuffix("_ms"): ratio for name, ratio
+                  in slo_misses(scenario.slo, self.figures[end], self.rejected_share).items()}
         if self.backlog_share > MAX_BACKLOG_SHARE:
             misses["backlog"] = self.backlog_share / MAX_BACKLOG_SHARE
         return misses
@@ -215,8 +212,8 @@ class _Runs:
         has_band = summary["prediction"]["band"] is not None
         ends = (PREDICTED, PESSIMISTIC, OPTIMISTIC) if has_band else (PREDICTED,)
         return Check(scale, self.rate(scale), arrived,
-                     summary["requests"]["rejected"] / arrived if arrived else 0.0,
-                     backlog_share(outcome.result.records),
+                     rejected_share(summary["requests"]),
+                     summary["saturation"]["backlog_share"],
                      {end: slo_figures(summary, end) for end in ends}, has_band)
 
 
@@ -280,20 +277,6 @@ def scaled_scenario(scenario: Scenario, scale: float, base_requests: int) -> Sce
     elif scale > 1:  # a duration: it bounds the count, and so does the cap
         workload["num_requests"] = max(base_requests, MAX_REQUESTS)
     return parse_scenario(data, where=f"{scenario.name} at {scale:g}x its load")
-
-
-def backlog_share(records: pd.DataFrame) -> float:
-    """The share of the admitted requests still waiting for their first step when the last
-    request arrives. A fleet that keeps up has only the latest arrivals waiting; an overloaded
-    one falls further behind with every second, and its share approaches 1 - its throughput
-    over the offered rate. (Rejected requests are counted apart, as rejections.)"""
-    admitted = records[records["status"] != "rejected"]
-    if admitted.empty:
-        return 0.0
-    last = admitted["arrival_s"].max()
-    started = admitted["first_scheduled_s"]
-    waiting = int((started.isna() | (started > last)).sum())
-    return waiting / len(admitted)
 
 
 def _stated_rate(scenario: Scenario) -> float | None:

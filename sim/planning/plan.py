@@ -27,6 +27,7 @@ from sim.engine.errors import ScenarioError, UserError
 from sim.planning.executor import Executor
 from sim.runner.pool_run import workload_source
 from sim.runner.run import run_scenario
+from sim.results.slo_verdict import SLO_FIGURES, rejected_share, slo_figures, slo_misses
 from sim.workload.workload import Workload
 
 AUTO_TP = 0  # a candidate's TP degree to be chosen: the smallest of TP_CHOICES that fits
@@ -36,9 +37,6 @@ MAX_REPLICAS = 512  # beyond this a candidate is reported as unable to hold the 
 # caused by queueing, so no replica count will fix it.
 _MIN_GAIN = 0.03
 _QUEUE_FREE_MS = 50.0  # p95 wait before a request's first step: below this, load is not the issue
-# Each SLO target and the summary figure it is judged on: (target, metric, statistic).
-SLO_FIGURES = (("ttft_p95_ms", "ttft_ms", "p95"), ("tpot_p95_ms", "tpot_ms", "p95"),
-               ("e2e_p99_ms", "e2e_ms", "p99"))
 # none: judge the simulated figures; band: the pessimistic (slow) end of their error band
 SLO_MARGINS = ("none", "band")
 
@@ -272,7 +270,7 @@ def _simulate(scenario: Scenario, replicas: int, seed: int, margin: str = "none"
     predicted = slo_figures(summary)
     judged = slo_figures(summary, "pessimistic") if margin == "band" else predicted
     rejected = summary["requests"]["rejected"]
-    holds = rejected == 0 and not slo_misses(slo, judged)
+    holds = not slo_misses(slo, judged, rejected_share(summary["requests"]))
     cost = summary["cost"]
     return Trial(replicas, seed, holds, predicted["ttft_p95_ms"], predicted["tpot_p95_ms"],
                  predicted["e2e_p99_ms"], rejected, cost["usd_per_hour"],
@@ -281,39 +279,6 @@ def _simulate(scenario: Scenario, replicas: int, seed: int, margin: str = "none"
                  slo.e2e_p99_ms, summary["queue_ms"]["p95"], load_ratio,
                  judged_ms={k: v for k, v in judged.items() if v != predicted[k]},
                  band_missing=margin == "band" and summary["prediction"]["band"] is None)
-
-
-def slo_figures(summary: dict, end: str = "predicted") -> dict[str, float | None]:
-    """The figures a run's SLO verdict rests on, by target name (``ttft_p95_ms``, ...).
-
-    ``predicted`` takes the simulated figures; ``pessimistic`` and ``optimistic`` take the
-    high (slow) and low end of the run's error band (``summary["prediction"]["band"]``). A run
-    without a band, or a figure its band does not cover, keeps the simulated figure: there is
-    no measured spread to move it by, and none is made up.
-    """
-    band = summary.get("prediction", {}).get("band") if end != "predicted" else None
-    side = "high" if end == "pessimistic" else "low"
-    figures = {}
-    for name, metric, stat in SLO_FIGURES:
-        value = summary[metric][stat]
-        edge = (band or {}).get(metric, {}).get(stat)
-        figures[name] = edge[side] if edge is not None and value is not None else value
-    return figures
-
-
-def slo_misses(slo: SloSpec, figures: dict[str, float | None]) -> dict[str, float]:
-    """The targets the figures miss, each with how far: figure / target (a missing figure,
-    no request completed, misses by infinity)."""
-    misses = {}
-    for name, _, _ in SLO_FIGURES:
-        target, value = getattr(slo, name), figures[name]
-        if not _within(value, target):
-            misses[name] = float("inf") if value is None else value / target
-    return misses
-
-
-def _within(value: float | None, target: float | None) -> bool:
-    return target is None or (value is not None and value <= target)
 
 
 class _Hopeless(Exception):

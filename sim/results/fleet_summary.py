@@ -11,7 +11,8 @@ from sim.config.scenario import Scenario
 from sim.engine.kv_state import waste_shares
 from sim.fleet.simulation import SimulationResult
 from sim.results import metrics
-from sim.results.cost import cost_summary
+from sim.results.cost import billed_window_s, cost_summary
+from sim.results.saturation import backlog_share, saturation_summary
 from sim.results.summary import (
     hits_by_tier, prediction_summary, quality_figures, quality_summary, replica_busy_fraction,
     request_figures, summarize,
@@ -34,6 +35,11 @@ def fleet_summary(scenario: Scenario, deployments: tuple[Deployment, ...],
     # A replica's blocks count once per replica: merged.num_gpu_blocks is the fleet's total.
     per_replica = replace(merged, replicas=1)
     figures = request_figures(scenario, merged, duration)
+    arrivals = merged.records["arrival_s"]
+    first, last = (float(arrivals.min()), float(arrivals.max())) if len(arrivals) else (0, 0)
+    saturation = saturation_summary(backlog_share(merged.records), first, last, duration)
+    billed = billed_window_s(len(merged.records), first, last, duration, saturation["kept_up"])
+    busy_usd = sum(pool["cost"]["busy_usd"] for pool in pools.values())
     return {
         "scenario": scenario.name,
         "seed": scenario.seed,
@@ -58,7 +64,9 @@ def fleet_summary(scenario: Scenario, deployments: tuple[Deployment, ...],
         },
         "batch_size": metrics.batch_size_distribution(merged.steps),
         "replica_busy_fraction": replica_busy_fraction(merged, duration),
-        "cost": cost_summary(_fleet_price(deployments), duration, output_tokens, total_tokens),
+        "saturation": saturation,
+        "cost": cost_summary(_fleet_price(deployments), billed, output_tokens, total_tokens,
+                             busy_usd),
         **quality_figures({name: quality_summary(d) for name, d in zip(pools, deployments)}),
         "pools": pools,
         "wall_s": merged.wall_s,

@@ -145,6 +145,34 @@ def _waste_line(waste: dict) -> str:
     return ", ".join(f"{labels[k]} {100 * v:.1f} %" for k, v in waste.items())
 
 
+def _slo_lines(slo: dict, good: dict) -> list[str]:
+    """The verdict (met or MISSED, with each miss), and goodput; nothing without an SLO."""
+    if slo.get("met") is None:
+        return []
+    verdict = "met" if slo["met"] else "MISSED: " + "; ".join(slo["reasons"])
+    targets = [f"p95 TTFT <= {_fmt(slo['ttft_p95_ms'], 0)} ms" if slo["ttft_p95_ms"] else None,
+               f"p95 TPOT <= {_fmt(slo['tpot_p95_ms'], 0)} ms" if slo["tpot_p95_ms"] else None,
+               f"p99 E2E <= {_fmt(slo['e2e_p99_ms'], 0)} ms" if slo.get("e2e_p99_ms") else None,
+               f"<= {100 * slo['max_rejected_share']:g} % rejected"]
+    return [f"SLO        {', '.join(t for t in targets if t)}: {verdict}",
+            f"goodput    {_fmt(good['requests_per_s'], 2)} req/s "
+            f"({_fmt(100 * (good['fraction_meeting_slo'] or 0), 1)} % of requests served "
+            "within the SLO)"]
+
+
+def _saturation_lines(saturation: dict | None) -> list[str]:
+    """OVERLOADED when the fleet fell behind; how long its queue took to drain."""
+    if saturation is None or saturation["kept_up"] is None:
+        return []
+    drain = f"queue drained {_fmt(saturation['drain_s'])} s after the last arrival"
+    if saturation["kept_up"]:
+        return [f"load       kept up: {drain}"]
+    return [f"load       OVERLOADED: {100 * saturation['backlog_share']:.0f} % of the requests "
+            f"were still waiting to start at the last arrival (above "
+            f"{100 * saturation['max_backlog_share']:.0f} %); latencies grow with the window "
+            f"and say nothing about this rate; {drain}"]
+
+
 def format_table(summary: dict) -> str:
     req, thr, kv, cost = summary["requests"], summary["throughput"], summary["kv"], summary["cost"]
     slo, good = summary["slo"], summary["goodput"]
@@ -167,17 +195,8 @@ def format_table(summary: dict) -> str:
         f"{_fmt(thr['input_tokens_per_s'], 0)} input tok/s, "
         f"{_fmt(thr['output_tokens_per_s'], 0)} output tok/s",
     ]
-    if slo["ttft_p95_ms"] is not None or slo["tpot_p95_ms"] is not None:
-        verdict = []
-        if slo["ttft_p95_ms"] is not None:
-            verdict.append(f"p95 TTFT <= {_fmt(slo['ttft_p95_ms'], 0)} ms: "
-                           f"{'met' if slo['ttft_p95_met'] else 'MISSED'}")
-        if slo["tpot_p95_ms"] is not None:
-            verdict.append(f"p95 TPOT <= {_fmt(slo['tpot_p95_ms'], 0)} ms: "
-                           f"{'met' if slo['tpot_p95_met'] else 'MISSED'}")
-        lines.append("SLO        " + "; ".join(verdict))
-        lines.append(f"goodput    {_fmt(good['requests_per_s'], 2)} req/s "
-                     f"({_fmt(100 * (good['fraction_meeting_slo'] or 0), 1)} % of requests)")
+    lines += _slo_lines(slo, good)
+    lines += _saturation_lines(summary.get("saturation"))
     lines += _capacity_lines(summary.get("capacity"))
     batch = summary["batch_size"]
     blocks = (f"{kv['num_gpu_blocks']:,} blocks x {kv['block_size']} tokens"
@@ -193,7 +212,9 @@ def format_table(summary: dict) -> str:
         "",
         f"cost       {cost['gpus']} GPU(s) x ${cost['usd_per_gpu_hour']:.2f}/h = "
         f"${cost['usd_per_hour']:.2f}/h ({cost['price_tier']}, {cost['price_as_of'] or 'scenario'})",
-        f"           ${_fmt(cost['usd_total'], 2)} for the run, "
+        f"           ${_fmt(cost['usd_total'], 2)} for {_fmt(cost['billed_s'])} s billed "
+        f"({cost['billed_basis']}), ${_fmt(cost['busy_usd'], 2)} of it with GPUs stepping",
+        f"           "
         f"${_fmt(cost['usd_per_million_output_tokens'], 3)} per 1M output tokens, "
         f"{_fmt(cost['output_tokens_per_usd'], 0)} output tokens per $",
         f"           ${_fmt(cost['monthly_usd'], 0)} per month for this fleet",

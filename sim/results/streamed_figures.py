@@ -11,7 +11,7 @@ from sim.engine.log_histogram import LogHistogram
 from sim.fleet.record_digest import LatencyDigest, RecordDigest
 from sim.fleet.simulation import SimulationResult, StreamedTotals
 from sim.results.metrics import QUANTILES
-from sim.results.slo_verdict import slo_verdict
+from sim.results.slo_verdict import slo_figures, slo_verdict
 
 PERCENTILE_NOTE = ("percentiles of a streamed run come from histograms of its records "
                    "(within 0.05 %); the records themselves are in the streamed file")
@@ -37,7 +37,7 @@ def streamed_request_figures(scenario: Scenario, result: SimulationResult,
     every = digest.all
     slo = scenario.slo
     ttft, tpot, e2e = histogram_ms(every.ttft), histogram_ms(every.tpot), histogram_ms(every.e2e)
-    return {
+    figures = {
         "requests": {
             "arrived": every.arrived,
             "completed": every.completed,
@@ -56,9 +56,9 @@ def streamed_request_figures(scenario: Scenario, result: SimulationResult,
         "by_endpoint": _by_endpoint(digest),
         "throughput": _throughput(every, duration),
         "goodput": _goodput(digest, slo.ttft_p95_ms, slo.tpot_p95_ms, duration),
-        "slo": slo_verdict(slo, ttft, tpot, e2e),
-        "percentiles": PERCENTILE_NOTE,
     }
+    return figures | {"slo": slo_verdict(slo, slo_figures(figures), figures["requests"]),
+                      "percentiles": PERCENTILE_NOTE}
 
 
 def streamed_step_figures(result: SimulationResult, streamed: StreamedTotals,

@@ -13,10 +13,11 @@ from sim.engine.kv_state import waste_shares
 from sim.engine.scheduler import SchedulerLimits
 from sim.fleet.simulation import SimulationResult
 from sim.results import metrics
-from sim.results.cost import cost_summary
+from sim.results.cost import billed_window_s, cost_summary
 from sim.results.error_band import ErrorBand, band_from_section
 from sim.results.piece_distribution import piece_distribution_ms
-from sim.results.slo_verdict import slo_verdict
+from sim.results.saturation import backlog_share, backlog_share_of_file, saturation_summary
+from sim.results.slo_verdict import slo_figures, slo_verdict
 from sim.results.streamed_figures import streamed_request_figures, streamed_step_figures
 
 
@@ -38,13 +39,23 @@ def summarize(deployment: Deployment, result: SimulationResult) -> dict:
         completed = records[records["status"] == "completed"]
         output_tokens = int(completed["output_tokens"].sum())
         prompt_tokens = int(completed["prompt_tokens"].sum())
+        arrivals = records["arrival_s"]
+        first, last = (float(arrivals.min()), float(arrivals.max())) if len(arrivals) else (0, 0)
+        backlog = backlog_share(records)
     else:
         digest = result.streamed.records
         duration = digest.makespan_s
         figures = streamed_request_figures(scenario, result, result.streamed, duration)
         step_figures = streamed_step_figures(result, result.streamed, duration)
         output_tokens, prompt_tokens = digest.all.output_tokens, digest.all.prompt_tokens
+        first, last = digest.first_arrival_s, digest.last_arrival_s
+        backlog = backlog_share_of_file(result.streamed.records_path)
     total_tokens = output_tokens + prompt_tokens
+    saturation = saturation_summary(backlog, first, last, duration)
+    billed = billed_window_s(figures["requests"]["arrived"], first, last, duration,
+                             saturation["kept_up"])
+    busy_usd = (step_figures["replica_busy_fraction"] * duration / 3600
+                * deployment.price.usd_per_hour)
     return {
         "scenario": scenario.name,
         "seed": scenario.seed,
@@ -73,7 +84,8 @@ def summarize(deployment: Deployment, result: SimulationResult) -> dict:
         "batch_size": step_figures["batch_size"],
         "gateway": _gateway_summary(scenario, result),
         "replica_busy_fraction": step_figures["replica_busy_fraction"],
-        "cost": cost_summary(deployment.price, duration, output_tokens, total_tokens),
+        "saturation": saturation,
+        "cost": cost_summary(deployment.price, billed, output_tokens, total_tokens, busy_usd),
         **quality_figures({deployment.model.id: quality_summary(deployment)}),
         "wall_s": result.wall_s,
     }
@@ -114,7 +126,7 @@ def request_figures(scenario: Scenario, result: SimulationResult, duration: floa
     ttft = metrics.distribution_ms(completed["ttft_s"])
     tpot = metrics.distribution_ms(completed["tpot_s"])
     e2e = metrics.distribution_ms(completed["e2e_s"])
-    return {
+    figures = {
         "requests": {
             "arrived": len(records),
             "completed": len(completed),
@@ -134,8 +146,8 @@ def request_figures(scenario: Scenario, result: SimulationResult, duration: floa
         "throughput": metrics.throughput(completed, duration),
         "goodput": metrics.goodput(completed, len(records), duration, slo.ttft_p95_ms,
                                    slo.tpot_p95_ms),
-        "slo": slo_verdict(slo, ttft, tpot, e2e),
     }
+    return figures | {"slo": slo_verdict(slo, slo_figures(figures), figures["requests"])}
 
 
 def replica_busy_fraction(result: SimulationResult, duration: float) -> float:

@@ -11,8 +11,12 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-from sim.config.scenario import Scenario, apply_overrides, parse_scenario, scenario_yaml
+from sim.config.scenario import (Scenario, SloSpec, apply_overrides, parse_scenario,
+                                 scenario_yaml)
 from sim.engine.errors import ScenarioError
+from sim.results.slo_verdict import rejected_share, slo_figures, slo_misses
+
+DEFAULT_REJECTED_SHARE = SloSpec().max_rejected_share
 
 DEFAULT_EXAMPLE = "azure-conv-hour-h100.yaml"  # one H100 under a realistic chat load
 DEFAULT_DURATION_S = 30.0  # enough requests for stable p95s, fast enough to sweep
@@ -173,17 +177,14 @@ def slo_of(scenario: Scenario) -> SloTarget:
 
 
 def meets_slo(summary: dict, slo: SloTarget) -> bool:
-    """Whether a run's percentiles are within every limit of the SLO (a run with no
-    completed request meets nothing)."""
-    checks = (("ttft_ms", "p95", slo.ttft_p95_ms), ("tpot_ms", "p95", slo.tpot_p95_ms),
-              ("e2e_ms", "p99", slo.e2e_p99_ms))
-    for metric, quantile, limit in checks:
-        if not limit:
-            continue
-        value = (summary.get(metric) or {}).get(quantile)
-        if value is None or value != value or value > limit:  # value != value: NaN
-            return False
-    return True
+    """Whether a run holds ``slo`` by the one verdict of ``sim.results.slo_verdict``: every
+    limit met by the run's percentiles (a run with no completed request meets nothing), and
+    at most the scenario's share of requests rejected or unfinished."""
+    spec = SloSpec(ttft_p95_ms=slo.ttft_p95_ms or None, tpot_p95_ms=slo.tpot_p95_ms or None,
+                   e2e_p99_ms=slo.e2e_p99_ms or None,
+                   max_rejected_share=(summary.get("slo") or {}).get("max_rejected_share",
+                                                                     DEFAULT_REJECTED_SHARE))
+    return not slo_misses(spec, slo_figures(summary), rejected_share(summary["requests"]))
 
 
 def settle(data: dict, settings: Settings) -> dict:

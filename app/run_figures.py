@@ -120,7 +120,8 @@ def engine_figures(summary: dict) -> list[Figure]:
 
 
 def slo_lines(summary: dict) -> list[tuple[str, bool | None]]:
-    """One (text, met) per SLO target the scenario sets."""
+    """One (text, met) per SLO target the scenario sets, then the rejections against their
+    limit (``sim.results.slo_verdict``: the same verdict as the CLI's)."""
     slo, lines = summary["slo"], []
     for key, label, figure in (("ttft_p95", "p95 TTFT", summary["ttft_ms"]["p95"]),
                                ("tpot_p95", "p95 TPOT", summary["tpot_ms"]["p95"]),
@@ -129,7 +130,55 @@ def slo_lines(summary: dict) -> list[tuple[str, bool | None]]:
         if target is not None:
             lines.append((f"{label} {format_value(figure, 'ms')} vs target "
                           f"{format_value(target, 'ms')}", slo.get(f"{key}_met")))
+    if lines and "rejected_share" in slo:
+        lines.append((f"{100 * slo['rejected_share']:.1f} % of requests rejected or unfinished "
+                       f"vs at most {100 * slo['max_rejected_share']:g} %",
+                       slo["rejections_met"]))
     return lines
+
+
+def slo_banner(summary: dict) -> tuple[bool, str] | None:
+    """(met, sentence) of the whole verdict, None when the scenario sets no SLO. A missed SLO
+    names every miss, rejections included: fast replies to the few requests served are not a
+    met SLO."""
+    slo = summary["slo"]
+    if slo.get("met") is None:
+        return None
+    if slo["met"]:
+        return True, "SLO met: every target holds and at most " \
+            f"{100 * slo['max_rejected_share']:g} % of requests were rejected."
+    return False, "SLO missed: " + "; ".join(slo["reasons"]) + "."
+
+
+def saturation_banner(summary: dict) -> str | None:
+    """The warning for a run whose fleet fell behind its load, None when it kept up."""
+    saturation = summary.get("saturation") or {}
+    if saturation.get("kept_up") is not False:
+        return None
+    return (f"Overloaded: the fleet did not keep up with this load. When the last request "
+            f"arrived, {100 * saturation['backlog_share']:.0f} % of the requests were still "
+            f"waiting to start, and the queue took {format_value(1e3 * saturation['drain_s'], 'ms')}"
+            " more to drain. Its latencies grow with the length of the window and say nothing "
+            "about this rate; cost is billed until the queue drained. Lower the rate or add "
+            "replicas, or find the highest sustainable rate below.")
+
+
+def overloaded(summary: dict | None) -> bool:
+    return bool(summary) and (summary.get("saturation") or {}).get("kept_up") is False
+
+
+def billing_note(summary: dict) -> str:
+    """What the cost figures cover: the billed span and its basis, the drain as lag, and the
+    share of the bill with GPUs stepping."""
+    cost, saturation = summary["cost"], summary.get("saturation") or {}
+    drain = saturation.get("drain_s")
+    lag = (f"; the queue drained {format_value(1e3 * drain, 'ms')} after the last arrival "
+           "(lag, not billed)" if drain and cost["billed_basis"] == "arrival window" else "")
+    busy = cost.get("busy_usd")
+    stepping = (f" · {format_value(busy, 'usd')} of {format_value(cost['usd_total'], 'usd')} "
+                "with GPUs stepping" if busy is not None and cost["usd_total"] else "")
+    return (f"Billed for {format_value(1e3 * cost['billed_s'], 'ms')} "
+            f"({cost['billed_basis']}){lag}{stepping}.")
 
 
 def profile_lines(summary: dict) -> list[str]:

@@ -58,7 +58,7 @@ def summary(ttft_p95: float, tpot_p95: float, usd_per_hour: float = 2.0,
         "model": "llama-3.1-8b", "gpu": "h100-sxm", "tensor_parallel": 1, "replicas": 1,
         "weight_dtype": "bf16", "engine": {"scheduler": "continuous"},
         "latency_profile": {"name": "default-roofline", "source": "hand-set factors"},
-        "requests": {"arrived": 100},
+        "requests": {"arrived": 100, "completed": 100, "rejected": 0},
         "ttft_ms": {"p50": ttft_p95 / 2, "p95": ttft_p95}, "tpot_ms": {"p50": tpot_p95 / 2,
                                                                     "p95": tpot_p95},
         "e2e_ms": {"p95": 3000.0, "p99": 4000.0},
@@ -171,8 +171,13 @@ def test_slo_of_falls_back_to_chat_targets_and_meets_slo_checks_every_limit():
     assert not inputs.meets_slo(summary(801.0, 10.0), SLO)
     assert not inputs.meets_slo(summary(100.0, 61.0), SLO)
     assert not inputs.meets_slo(summary(100.0, 10.0), inputs.SloTarget(None, None, 3999.0))
-    assert not inputs.meets_slo({"ttft_ms": {"p95": float("nan")}, "tpot_ms": {"p95": 1.0}}, SLO)
+    assert not inputs.meets_slo(summary(800.0, 60.0) | {"ttft_ms": {"p95": float("nan")}}, SLO)
     assert inputs.meets_slo(summary(1e6, 1e6), inputs.SloTarget(None, None))
+    # fast replies to the few requests served are not a met SLO: rejections count
+    rejecting = summary(100.0, 10.0) | {"requests": {"arrived": 100, "completed": 17,
+                                                      "rejected": 83}}
+    assert not inputs.meets_slo(rejecting, SLO)
+    assert inputs.meets_slo(rejecting | {"slo": {"max_rejected_share": 0.9}}, SLO)
 
 
 # ---------------------------------------------------------------- figures

@@ -131,8 +131,9 @@ def test_changes_are_relative_or_in_points():
 
 def test_slo_lines_and_profile_line(chat_run):
     lines = slo_lines(chat_run.summary)
-    assert [met for _, met in lines] == [True, True]
+    assert [met for _, met in lines] == [True, True, True]
     assert lines[0][0].startswith("p95 TTFT") and "800 ms" in lines[0][0]
+    assert lines[2][0] == "0.0 % of requests rejected or unfinished vs at most 1 %"
     assert "not calibrated" in profile_lines(chat_run.summary)[0]
 
 
@@ -222,3 +223,53 @@ def test_lognormal_lengths_follow_their_means():
     assert short.records["prompt_tokens"].mean() == pytest.approx(200, rel=0.2)
     assert long.records["prompt_tokens"].mean() == pytest.approx(2000, rel=0.2)
     assert long.summary["ttft_ms"]["p50"] > short.summary["ttft_ms"]["p50"]
+
+
+# --- honest verdicts, overload and billing (the page as a planner sees it) -------------------
+
+HONEST = {
+    "name": "honest", "model": "llama-3.1-8b", "hardware": {"gpu": "h100-sxm"},
+    "slo": {"ttft_p95_ms": 1000, "tpot_p95_ms": 50},
+    "workload": {"arrivals": {"process": "constant", "rate_per_s": 2.0}, "num_requests": 60,
+                 "lengths": {"input": {"dist": "uniform", "min": 50, "max": 2_000},
+                             "output": 50}},
+}
+
+
+def _explore(scenario: dict) -> AppTest:
+    import yaml
+
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.session_state["explore_source"] = "a scenario file"
+    at.session_state["explore_yaml"] = yaml.safe_dump(scenario, sort_keys=False)
+    return at.run()
+
+
+def test_most_requests_rejected_is_a_missed_slo_not_a_green_banner():
+    at = _explore(HONEST | {"engine": {"max_model_len": 256}})
+    assert not at.exception
+    assert not [s for s in at.success if s.value.startswith("SLO met")]
+    [missed] = [e.value for e in at.error if e.value.startswith("SLO missed")]
+    assert "of requests rejected or unfinished > 1 %" in missed
+
+
+def test_a_served_load_is_met_and_its_bill_leaves_out_the_drain():
+    at = _explore(HONEST)
+    assert not at.exception and not at.error
+    assert [s.value for s in at.success][0].startswith("SLO met")
+    [note] = [c.value for c in at.caption if c.value.startswith("Billed for")]
+    assert "(arrival window)" in note and "lag, not billed" in note
+
+
+def test_an_overloaded_run_gets_a_banner_and_no_deltas():
+    heavy = HONEST | {"workload": HONEST["workload"] | {
+        "arrivals": {"process": "constant", "rate_per_s": 400.0}, "num_requests": 3_000,
+        "lengths": {"input": 2_000, "output": 400}}}
+    at = _explore(HONEST)
+    import yaml
+
+    at.text_area(key="explore_yaml").set_value(yaml.safe_dump(heavy, sort_keys=False)).run()
+    assert not at.exception
+    assert any(e.value.startswith("Overloaded: the fleet did not keep up") for e in at.error)
+    assert all(m.delta in (None, "") for m in at.metric)  # no "+2,381,558 %"
+    assert any(c.value.startswith("No changes from the previous setting") for c in at.caption)

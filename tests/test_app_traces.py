@@ -302,15 +302,17 @@ def test_replay_yaml_replaces_the_workload():
 
 
 def test_replay_figures_and_slo_verdict():
-    assert slo_verdict({"ttft_p95_ms": None, "ttft_p95_met": None}) == "no SLO"
-    assert slo_verdict({"ttft_p95_met": True, "tpot_p95_met": False}) == "missed"
+    assert slo_verdict({"ttft_p95_ms": None, "ttft_p95_met": None, "met": None}) == "no SLO"
+    assert slo_verdict({"ttft_p95_met": True, "met": False, "reasons": [
+        "20.0 % of requests rejected or unfinished > 1 %"]}) == (
+        "missed: 20.0 % of requests rejected or unfinished > 1 %")
     summary = {
         "requests": {"arrived": 10, "rejected": 1},
         "ttft_ms": {"p50": 12.345, "p95": 250.0}, "tpot_ms": {"p95": 9.87},
         "e2e_ms": {"p95": 12_345.0},
         "throughput": {"requests_per_s": 1.5, "output_tokens_per_s": 1234.4},
         "cost": {"usd_per_million_tokens": 0.1234, "monthly_usd": 1927.2},
-        "slo": {"ttft_p95_met": True, "tpot_p95_met": True},
+        "slo": {"ttft_p95_met": True, "tpot_p95_met": True, "met": True, "reasons": []},
         "trace": {"requests_replayed": 10, "rows": {"rows_dropped": 3}},
     }
     assert replay_figures(summary) == {

@@ -9,7 +9,8 @@ from app import capacity_view, run_charts
 from app.explore_form import scenario_document
 from app.explore_widgets import sidebar_inputs
 from app.prediction_note import band_basis, band_text, cdf_band_frame, trust_line
-from app.run_figures import cost_figures, engine_figures, latency_figures, profile_lines, slo_lines
+from app.run_figures import (billing_note, cost_figures, engine_figures, latency_figures,
+                             overloaded, profile_lines, saturation_banner, slo_banner, slo_lines)
 from app.scenario_io import download_scenario, read_scenario_upload
 from app.simulation import scenario_from_yaml, simulate_yaml
 from sim.engine.errors import ScenarioError
@@ -58,11 +59,17 @@ before = ({f.label: f.value
           if previous else {})
 
 
+# an overloaded run's latencies grow with its window: a change in percent from or to one says
+# nothing (and reads as "+2,381,558 %"), so no deltas then
+comparable = not (overloaded(summary) or overloaded(previous))
+
+
 def show_figures(figures, columns=6, ranges=False):
     """One metric per figure; with ``ranges``, the range the real latency may fall in (from
     the run's prediction band) under each latency that has one."""
     for column, figure in zip(st.columns(columns), figures):
-        column.metric(figure.label, figure.text(), figure.change_text(before.get(figure.label)),
+        change = figure.change_text(before.get(figure.label)) if comparable else None
+        column.metric(figure.label, figure.text(), change,
                       help=figure.help or None,
                       delta_color="inverse" if figure.better == "lower" else
                       "normal" if figure.better == "higher" else "off")
@@ -78,6 +85,15 @@ st.markdown(f"**{summary['model']}** on **{summary['replicas']} × {summary['gpu
             f"{summary['duration_s']:,.0f} s · simulated in {run.wall_s:.2f} s")
 for line in profile_lines(summary):
     st.info(line[0].upper() + line[1:], icon=":material/tune:")
+banner = saturation_banner(summary)
+if banner:
+    st.error(banner, icon=":material/warning:")
+verdict = slo_banner(summary)
+if verdict is not None:
+    (st.success if verdict[0] else st.error)(verdict[1])
+if previous and not comparable:
+    st.caption("No changes from the previous setting are shown: one of the two runs is "
+               "overloaded, and its latencies depend on the window, not the setup.")
 
 st.subheader("Latency")
 show_figures(latency_figures(summary), ranges=True)
@@ -86,10 +102,11 @@ if trust:
     st.caption(trust, help=("Ranges: " + band_basis(summary))
                if summary["prediction"].get("band") else None)
 for text_line, met in slo_lines(summary):
-    (st.success if met else st.error)(("SLO met: " if met else "SLO missed: ") + text_line)
+    st.caption(("✓ " if met else "✗ ") + text_line)
 
 st.subheader("Cost")
 show_figures(cost_figures(summary))
+st.caption(billing_note(summary))
 quality = summary.get("quality_retention_percent")
 if quality is not None:
     st.caption(f"Quality kept by the weight format: {quality:.1f} % of the unquantized model's "

@@ -23,8 +23,8 @@ from sim.results.cost import HOURS_PER_MONTH
 
 from app.compare_charts import cost_at_slo_chart, latency_chart
 from app.compare_figures import (BANDED, Column, assumptions, change_text, figure_range,
-                                 figure_rows, format_change, format_value, headline, sources,
-                                 uncertainty_lines)
+                                 figure_rows, format_change, format_value, headline,
+                                 recommendation, sources, uncertainty_lines)
 from app.compare_inputs import SloTarget
 from app.prediction_note import range_text
 from app.scenario_io import file_stem
@@ -100,6 +100,7 @@ def build_report(columns: list[Column], slo: SloTarget, curve: pd.DataFrame | No
         f"<h1>{_e(title)}</h1>",
         f"<p class='meta'>Generated {generated.isoformat()} with servesim. Baseline: "
         f"<b>{_e(names[0])}</b>. SLO for every column: {_e(slo.describe())}.</p>",
+        f"<p class='decision'><b>{_e(recommendation(columns, rows, best))}</b></p>",
         _section("In short", _bullets(headline(columns, rows) + uncertainty_lines(columns)
                                       + _capacity_lines(best))),
         _section("Cost, latency and quality at the baseline's load", _figure_table(columns, rows)),
@@ -266,6 +267,7 @@ def _e(text: object) -> str:
 _CSS = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto;
        max-width: 1100px; color: #222; line-height: 1.4; }
+.decision { font-size: 1.1em; background: #eef4fb; padding: 0.6em 0.8em; }
 h1 { font-size: 1.6em; } h2 { font-size: 1.2em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
 th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: right; vertical-align: top; }

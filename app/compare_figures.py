@@ -88,10 +88,55 @@ def figure_rows(columns: list[Column], slo: SloTarget) -> list[dict]:
                      "change_pct": changes,
                      "verdict": [""] + [verdict(c, better) for c in changes[1:]]})
     met = [meets_slo(summary, slo) for summary in summaries]
+    kept_up = [(summary.get("saturation") or {}).get("kept_up") for summary in summaries]
+    for row in rows:  # a setup that misses the SLO or falls behind saves nothing: no green
+        row["verdict"] = [v if v != "better" or (met[i] and kept_up[i] is not False) else ""
+                          for i, v in enumerate(row["verdict"])]
     rows.append({"figure": "meets the SLO", "unit": "", "better": "higher", "values": met,
                  "change_pct": [None] * len(met),
                  "verdict": [""] + [_slo_verdict(met[0], m) for m in met[1:]]})
+    rows.append({"figure": "keeps up with the load", "unit": "", "better": "higher",
+                 "values": kept_up, "change_pct": [None] * len(kept_up),
+                 "verdict": [""] + [_slo_verdict(kept_up[0] is not False, k is not False)
+                                    for k in kept_up[1:]]})
     return rows
+
+
+def recommendation(columns: list[Column], rows: list[dict],
+                   best: pd.DataFrame | None = None) -> str:
+    """The decision in one sentence. At equal SLO (``best``, the highest load each setup
+    sustains within it) when the sweep found one, else at the compared load among the setups
+    that meet the SLO and keep up; a setup that misses is never a saving."""
+    names = [column.name for column in columns]
+    if best is not None and len(best) and best["usd_per_million_tokens"].notna().any():
+        costs = dict(zip(best["scenario"], best["usd_per_million_tokens"]))
+        return _cheapest_sentence(names, costs, "at equal SLO (each at the highest load it "
+                                  "sustains within it)")
+    by_label = {row["figure"]: row for row in rows}
+    ok = [m and k is not False for m, k in zip(by_label["meets the SLO"]["values"],
+                                               by_label["keeps up with the load"]["values"])]
+    costs = {name: value if good else float("nan") for name, value, good
+             in zip(names, by_label["$ per 1M tokens"]["values"], ok)}
+    return _cheapest_sentence(names, costs, "at this load")
+
+
+def _cheapest_sentence(names: list[str], costs: dict, basis: str) -> str:
+    usable = {n: c for n, c in costs.items() if c is not None and c == c}  # c == c: not NaN
+    if not usable:
+        return (f"No setup serves this load within the SLO ({basis}): raise the replicas or "
+                "pick a faster GPU tier, or loosen the SLO.")
+    cheapest = min(usable, key=usable.get)
+    base = costs.get(names[0])
+    price = format_value(usable[cheapest], "$")
+    if cheapest == names[0]:
+        return (f"Keep {names[0]}: no change serves the load within the SLO for less "
+                f"({price} per 1M tokens, {basis}).")
+    if base is None or base != base:
+        return (f"{cheapest} serves the load within the SLO for {price} per 1M tokens "
+                f"({basis}); {names[0]} does not hold the SLO.")
+    saving = (base - usable[cheapest]) / base * 100
+    return (f"{cheapest} serves the same load within the SLO for {saving:.0f} % less per "
+            f"1M tokens than {names[0]} ({price} against {format_value(base, '$')}, {basis}).")
 
 
 def figure_range(column: Column, label: str) -> tuple[float, float] | None:
@@ -161,6 +206,8 @@ def change_text(row: dict, i: int) -> str:
     """What column ``i`` changes in a row, in words: "-12.3 %", or "now met" for the SLO."""
     if row["figure"] == "meets the SLO":
         return {"better": "now met", "worse": "now missed"}.get(row["verdict"][i], "")
+    if row["figure"] == "keeps up with the load":
+        return {"better": "now keeps up", "worse": "falls behind"}.get(row["verdict"][i], "")
     return format_change(row["change_pct"][i])
 
 
@@ -189,10 +236,11 @@ def figure_frame(columns: list[Column], rows: list[dict]) -> tuple[pd.DataFrame,
 
 
 def _slo_mark(row: dict, i: int) -> str:
-    """Values are not coloured, except whether the SLO holds: that matters on its own."""
-    if row["figure"] != "meets the SLO":
+    """Values are not coloured, except whether the SLO holds and the fleet keeps up: those
+    matter on their own."""
+    if row["figure"] not in ("meets the SLO", "keeps up with the load"):
         return ""
-    return "better" if row["values"][i] else "worse"
+    return "" if row["values"][i] is None else "better" if row["values"][i] else "worse"
 
 
 def headline(columns: list[Column], rows: list[dict]) -> list[str]:

@@ -20,7 +20,7 @@ from app.prediction_note import band_range
 
 CURVE_COLUMNS = ["scenario", "multiplier", "level", "offered_rps", "served_rps",
                  "output_tokens_per_s", "ttft_p95_ms", "tpot_p95_ms", "e2e_p95_ms", "slo_met",
-                 "usd_per_million_tokens", "output_tokens_per_usd", "usd_per_hour",
+                 "kept_up", "usd_per_million_tokens", "output_tokens_per_usd", "usd_per_hour",
                  "ttft_p95_low_ms", "ttft_p95_high_ms", "tpot_p95_low_ms", "tpot_p95_high_ms"]
 
 
@@ -89,6 +89,8 @@ def point_row(point: PlannedPoint, summary: dict, offered_rps: float | None,
         "tpot_p95_ms": (summary.get("tpot_ms") or {}).get("p95"),
         "e2e_p95_ms": (summary.get("e2e_ms") or {}).get("p95"),
         "slo_met": meets_slo(summary, slo),
+        # False: the fleet fell behind (sim.results.saturation); None: nothing to keep up with
+        "kept_up": (summary.get("saturation") or {}).get("kept_up"),
         "usd_per_million_tokens": cost.get("usd_per_million_tokens"),
         "output_tokens_per_usd": cost.get("output_tokens_per_usd"),
         "usd_per_hour": cost.get("usd_per_hour"),
@@ -105,6 +107,12 @@ def _band_columns(summary: dict) -> dict:
     return out
 
 
+def _fell_behind(kept_up: object) -> bool:
+    """A curve's ``kept_up`` is False (a numpy bool too), True, or None/NaN (nothing to
+    keep up with, or not known)."""
+    return kept_up is not None and kept_up == kept_up and not bool(kept_up)
+
+
 def curve_frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
@@ -112,8 +120,9 @@ def curve_frame(rows: list[dict]) -> pd.DataFrame:
 def best_at_slo(curve: pd.DataFrame, order: list[str] | None = None) -> pd.DataFrame:
     """Per scenario: the highest swept load before the SLO first fails, and its cost.
 
-    Points are taken from the lowest load up; the first miss ends the search, so a lucky
-    point past saturation is not read as capacity. A scenario that misses at every load has
+    Points are taken from the lowest load up; the first miss, or the first load the fleet
+    does not keep up with, ends the search, so a lucky point past saturation is not read as
+    capacity. A scenario that misses at every load has
     NaN figures. ``order`` sets the order of the rows (scenarios not swept are left out);
     ``change_pct`` compares $ per 1M tokens with the first scenario's.
     """
@@ -124,7 +133,7 @@ def best_at_slo(curve: pd.DataFrame, order: list[str] | None = None) -> pd.DataF
         points = curve[curve["scenario"] == name].sort_values("level")
         held = None
         for _, point in points.iterrows():
-            if not point["slo_met"]:
+            if not point["slo_met"] or _fell_behind(point["kept_up"]):
                 break
             held = point
         row = {"scenario": name, "points": len(points), "holds_at_lowest": held is not None,

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from app import compare_inputs as inputs
 from app.before_after_report import PNG_SIGNATURE, build_report
-from app.compare_figures import Column, figure_frame, figure_rows, format_value
+from app.compare_figures import Column, figure_frame, figure_rows, format_value, recommendation
 from app.rate_curve import (best_at_slo, curve_frame, measured_rate, plan_sweep, point_row,
                             sweep_multipliers)
 from sim.config.scenario import parse_scenario
@@ -190,7 +190,8 @@ def test_figure_rows_give_values_changes_and_verdicts():
     assert rows["p95 TTFT"]["change_pct"][1] == pytest.approx(125.0)
     assert rows["p95 TTFT"]["verdict"] == ["", "worse"]
     assert rows["fleet $/hour"]["change_pct"][1] == pytest.approx(-25.0)
-    assert rows["fleet $/hour"]["verdict"][1] == "better"
+    # cheaper, but "after" misses the SLO (p95 TTFT 900 > 800 ms): never shown as a saving
+    assert rows["fleet $/hour"]["verdict"][1] == ""
     assert rows["monthly bill"]["values"] == [1460.0, 1095.0]
     assert rows["throughput, all tokens"]["values"] == [4000.0, 4000.0]
     assert rows["throughput, all tokens"]["verdict"][1] == ""  # no change
@@ -204,6 +205,28 @@ def test_figure_rows_give_values_changes_and_verdicts():
     assert (row["before"], row["after"], row["Δ after"]) == ("400 ms", "900 ms", "+125.0 %")
     assert table.set_index("figure").loc["meets the SLO", "Δ after"] == "now missed"
     assert marks.set_index("figure").loc["p95 TTFT", "Δ after"] == "worse"
+    assert "Keep before" in recommendation(columns, figure_rows(columns, SLO))
+
+
+def test_the_recommendation_leads_with_the_cheapest_setup_that_holds_the_slo():
+    base = Column("baseline", "", summary(400.0, 30.0, usd_per_hour=2.0))
+    cheaper = Column("fp8", "", summary(500.0, 30.0, usd_per_hour=1.24))
+    missing = Column("awq-l4", "", summary(9000.0, 30.0, usd_per_hour=0.5))
+    rows = figure_rows([base, cheaper, missing], SLO)
+    assert rows[-2]["values"] == [True, True, False]
+    text = recommendation([base, cheaper, missing], rows)
+    assert text.startswith("fp8 serves the same load within the SLO for 38 % less per 1M "
+                           "tokens than baseline")
+    assert "awq-l4" not in text  # the cheapest of all, but it misses: not a saving
+    by_label = {row["figure"]: row for row in rows}
+    assert by_label["$ per 1M tokens"]["verdict"] == ["", "better", ""]
+    overloaded = Column("o", "", summary(100.0, 10.0, usd_per_hour=0.1)
+                        | {"saturation": {"kept_up": False}})
+    rows = figure_rows([base, overloaded], SLO)
+    assert rows[-1]["values"] == [None, False] and "Keep baseline" in recommendation(
+        [base, overloaded], rows)
+    nobody = figure_rows([missing, missing], SLO)
+    assert recommendation([missing, missing], nobody).startswith("No setup serves this load")
 
 
 def test_format_value():
@@ -267,6 +290,15 @@ def test_best_at_slo_takes_the_highest_rate_before_the_first_miss():
     assert best.loc["always", "offered_rps"] == 2.0 and best.loc["always", "past_sweep"]
     assert best.loc["always", "change_pct"] == pytest.approx(-50.0)
     assert best.loc["base", "change_pct"] == 0.0
+
+
+def test_a_load_the_fleet_falls_behind_is_not_capacity_even_within_the_slo():
+    curve = hand_made_curve()
+    behind = (curve["scenario"] == "always") & (curve["level"] == 2.0)
+    curve["kept_up"] = [False if b else True for b in behind]  # its percentiles held, but
+    # the queue kept growing at that load
+    best = best_at_slo(curve).set_index("scenario")
+    assert best.loc["always", "offered_rps"] == 1.0 and not best.loc["always", "past_sweep"]
 
 
 def test_point_row_uses_the_nominal_rate_when_there_is_one():

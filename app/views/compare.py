@@ -10,7 +10,8 @@ from app import compare_inputs as inputs
 from app.before_after_report import build_report
 from app.compare_charts import X_AXES, cost_at_slo_chart, latency_bars, latency_chart
 from app.compare_figures import (Column, coverage_note, figure_frame, figure_rows, format_change,
-                                 format_value, latency_bar_frame, uncertainty_lines)
+                                 format_value, latency_bar_frame, recommendation,
+                                 uncertainty_lines)
 from app.examples import example_names, example_text
 from app.rate_curve import (best_at_slo, curve_frame, measured_rate, plan_sweep, point_row,
                             sweep_multipliers)
@@ -156,15 +157,24 @@ names = [column.name for column in columns]
 # ---------------------------------------------------------------- key figures
 st.subheader("Key figures")
 load_words = "" if knob is None else f"{inputs.describe_load(knob)}, "
-st.caption(f"At the baseline's load ({load_words}{duration:g} s of traffic); SLO: "
-           f"{slo.describe()}. Green: better than the baseline; red: worse.")
 rows = figure_rows(columns, slo)
 by_label = {row["figure"]: row for row in rows}
+decision = st.empty()  # the recommendation: at this load now, at equal SLO once swept
+decision.info(recommendation(columns, rows), icon=":material/lightbulb:")
+st.caption(f"At the baseline's load ({load_words}{duration:g} s of traffic); SLO: "
+           f"{slo.describe()}. Green: better than the baseline; red: worse; a setup that "
+           "misses the SLO or falls behind the load is never shown as a saving.")
 for i, (column, box) in enumerate(zip(columns, st.columns(len(columns)))):
     cost = by_label["$ per 1M tokens"]
+    holds = by_label["meets the SLO"]["values"][i] and \
+        by_label["keeps up with the load"]["values"][i] is not False
     box.metric(f"{column.name}: $ per 1M tokens", format_value(cost["values"][i], "$"),
-               format_change(cost["change_pct"][i]) or None, delta_color="inverse",
-               help="Input and output tokens, at the fleet's hourly price over the run.")
+               (format_change(cost["change_pct"][i]) or None) if holds else None,
+               delta_color="inverse",
+               help="Input and output tokens, at the fleet's hourly price over the arrival "
+               "window (the queue draining after it is lag, not billed).")
+    if not holds:
+        box.caption(":red[Misses the SLO or falls behind the load: not a saving.]")
 table, marks = figure_frame(columns, rows)
 colours = marks.map(lambda verdict: COLOURS.get(verdict, ""))
 st.dataframe(table.style.apply(lambda _: colours, axis=None), hide_index=True, width="stretch")
@@ -262,6 +272,7 @@ else:
         "load": "highest load within the SLO", "cost": "$ per 1M tokens",
         "change": "Δ against baseline"})
     table_col.dataframe(shown, hide_index=True, width="stretch")
+    decision.info(recommendation(columns, rows, best), icon=":material/lightbulb:")
 
 # ---------------------------------------------------------------- report
 st.subheader("Before/after report")

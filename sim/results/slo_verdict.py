@@ -43,9 +43,11 @@ def slo_figures(summary: dict, end: str = "predicted") -> dict[str, float | None
 
 
 def rejected_share(requests: dict) -> float:
-    """The share of the arrived requests that were rejected or never finished."""
+    """The share of the arrived requests that were rejected or never finished (a summary
+    written before ``completed`` was counted gives its rejections)."""
     arrived = requests["arrived"]
-    unserved = arrived - requests["completed"]
+    completed = requests.get("completed")
+    unserved = arrived - completed if completed is not None else requests.get("rejected", 0)
     return unserved / arrived if arrived else 0.0
 
 

@@ -128,6 +128,20 @@ def answer_text(report: dict) -> str:
     return text
 
 
+def headroom_text(report: dict) -> str | None:
+    """"Headroom: +35 % over the offered 5.5 req/s" (or how far the offered load is above
+    what holds); None when either rate is unknown."""
+    headroom, offered = report.get("headroom"), report.get("offered_rate_per_s")
+    if headroom is None or not offered:
+        return None
+    unit = short_unit(report["rate_unit"])
+    if headroom >= 0:
+        return (f"Headroom: {100 * headroom:+.0f} % over the offered {rate_text(offered)} "
+                f"{unit}")
+    return (f"No headroom: the offered {rate_text(offered)} {unit} is "
+            f"{100 * (1 / (1 + headroom) - 1):.0f} % above what this setup sustains")
+
+
 def band_note(report: dict) -> str:
     """What the band is, or why there is none (the latency profile's ``band_basis``)."""
     if report["band"] is None:

@@ -56,6 +56,14 @@ def hand_report(**changes) -> dict:
 
 # ------------------------------------------------------------------ the search
 
+def test_headroom_is_the_rate_found_over_the_offered_one():
+    assert cv.headroom_text(hand_report(headroom=0.55, offered_rate_per_s=8.0)) == (
+        "Headroom: +55 % over the offered 8 req/s")
+    assert cv.headroom_text(hand_report(headroom=-0.2, offered_rate_per_s=15.5)) == (
+        "No headroom: the offered 15.5 req/s is 25 % above what this setup sustains")
+    assert cv.headroom_text(hand_report()) is None
+
+
 def test_the_search_gives_a_rate_with_its_band_and_what_limits_it(searched):
     outcome, _ = searched
     assert outcome["yaml"] == "the text" and outcome["error"] is None
@@ -182,6 +190,8 @@ def test_the_button_finds_the_rate_and_a_new_scenario_clears_it():
     [shown] = headline(at)
     assert re.fullmatch(r"\*\*Highest sustainable rate: [\d,]+\.\d req/s "
                         r"\(band [\d,]+\.\d–[\d,]+\.\d\)\*\*", shown)
+    assert any(re.fullmatch(r"Headroom: \+\d+ % over the offered [\d.,]+ req/s", m.value)
+               for m in at.markdown)
     assert any(c.value.startswith("Limited by p95 TTFT") for c in at.caption)
     assert any("Loads tried" in str(c.proto.spec) for c in at.get("vega_lite_chart"))
     at.run()  # a rerun keeps the answer, without searching again

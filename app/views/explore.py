@@ -139,8 +139,9 @@ with cdf_tab:
                             width="stretch")
 
 st.subheader("Highest sustainable rate")
-st.caption("The highest arrival rate at which this setup still meets the SLO, with at most 1 % "
-           "of the requests rejected and the queue keeping up: the load is scaled up and down, "
+st.caption("The highest arrival rate at which this setup still meets the SLO (rejections "
+           "within its limit) and the queue keeps up, and the headroom over the offered load: "
+           "the load is scaled up and down, "
            "each load simulated once (about 8–14 runs of this scenario, a few more where the "
            "latency model has a range).")
 capacity = st.session_state.get("explore_capacity")  # {"yaml": the scenario it answers, ...}
@@ -164,6 +165,9 @@ if capacity is not None and capacity["error"] is not None:
 elif capacity is not None:
     report = capacity["report"]
     st.markdown(f"**Highest sustainable rate: {capacity_view.answer_text(report)}**")
+    headroom = capacity_view.headroom_text(report)
+    if headroom:
+        st.markdown(headroom)
     if report["max_rate_per_s"] is None:
         st.warning(report["message"][0].upper() + report["message"][1:] + ".",
                    icon=":material/warning:")

@@ -104,6 +104,9 @@ def format_capacity(report: dict) -> str:
     else:
         lines.append(f"max rate: {_rate(report['max_rate_per_s'])} {unit} "
                      f"(limited by {LIMITS.get(report['limited_by'], report['limited_by'])})")
+        if report.get("headroom") is not None:
+            lines.append(f"headroom: {100 * report['headroom']:+.0f} % against the scenario's "
+                         f"own {_rate(report['offered_rate_per_s'])} {unit}")
         if report["message"]:
             lines.append(f"  {report['message']}")
     band = report["band"]

@@ -113,10 +113,26 @@ class Capacity:
     message: str
     checked: list[Check] = field(default_factory=list)
 
+    @property
+    def offered_rate_per_s(self) -> float | None:
+        """The scenario's own rate (the load at scale 1)."""
+        return next((c.rate_per_s for c in self.checked if c.scale == 1.0), None)
+
+    @property
+    def headroom(self) -> float | None:
+        """How far above the scenario's own rate the highest sustainable one lies, as a share
+        (0.25: 25 % more load would still hold; negative: the scenario's load does not)."""
+        offered = self.offered_rate_per_s
+        if self.max_rate_per_s is None or not offered:
+            return None
+        return self.max_rate_per_s / offered - 1
+
     def to_json(self) -> dict:
         return {
             "scenario": self.scenario.name,
             "max_rate_per_s": self.max_rate_per_s,
+            "offered_rate_per_s": self.offered_rate_per_s,
+            "headroom": self.headroom,
             "rate_unit": self.rate_unit,
             "band": ({"low": self.band_low, "high": self.band_high}
                      if self.checked and self.checked[0].has_band else None),

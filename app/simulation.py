@@ -9,6 +9,7 @@ session (see ``app.trace_upload``).
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -23,6 +24,12 @@ from sim.runner.run import run_scenario
 
 TIMELINE_BUCKETS = 120  # points on the over-time charts; enough to see bursts, light to draw
 CDF_POINTS = 200
+# The most requests one run of the app may simulate (a server answers many users; a run of
+# millions belongs to the CLI): SERVESIM_APP_MAX_REQUESTS overrides it.
+MAX_REQUESTS = 1_000_000
+# A rough cost per simulated request on a 2-core server (docs/performance.md: 55-100 us per
+# request from one replica to 64), for the time estimate shown before a run.
+SECONDS_PER_REQUEST = 80e-6
 
 
 @dataclass(frozen=True)
@@ -70,8 +77,47 @@ def simulate_yaml(text: str) -> AppRun:
     return simulate(scenario_from_yaml(text))
 
 
+def max_requests() -> int:
+    """The per-run cap: SERVESIM_APP_MAX_REQUESTS when it is a positive whole number."""
+    text = os.environ.get("SERVESIM_APP_MAX_REQUESTS", "")
+    return int(text) if text.isdigit() and int(text) > 0 else MAX_REQUESTS
+
+
+def run_size(scenario: Scenario) -> tuple[float | None, float | None]:
+    """(requests, seconds) a run of the scenario is expected to take, None where unknown
+    before it runs (a trace without num_requests)."""
+    requests = scenario.workload.expected_requests()
+    return requests, None if requests is None else requests * SECONDS_PER_REQUEST
+
+
+def size_text(scenario: Scenario) -> str:
+    """"about 19,800 requests, ~2 s" for a spinner, or "" when the size is not known."""
+    requests, seconds = run_size(scenario)
+    if requests is None:
+        return ""
+    return f"about {requests:,.0f} requests, ~{max(seconds, 1):,.0f} s"
+
+
+def check_run_size(scenario: Scenario) -> None:
+    """Refuse, before any work, a run above the app's cap (ScenarioError saying the fix)."""
+    requests, seconds = run_size(scenario)
+    cap = max_requests()
+    if requests is not None and requests > cap:
+        workload = scenario.workload
+        how = ""
+        if workload.arrivals is not None and workload.arrivals.rate_per_s and workload.duration_s:
+            how = (f" ({workload.arrivals.rate_per_s:,g} requests/s × "
+                   f"{workload.duration_s:,g} s)")
+        raise ScenarioError(
+            f"this scenario offers about {requests:,.0f} requests{how}, more than the "
+            f"{cap:,} one run of this app may simulate (it would take ~{seconds / 60:,.0f} "
+            "minutes): lower the rate, shorten the window or set workload.num_requests; "
+            "`servesim run` on your own machine has no such limit")
+
+
 def simulate(scenario: Scenario) -> AppRun:
-    """Run a scenario now, without the cache."""
+    """Run a scenario now, without the cache (refused above the app's size cap)."""
+    check_run_size(scenario)
     start = time.perf_counter()
     outcome = run_scenario(scenario)
     result = outcome.result

@@ -273,3 +273,29 @@ def test_an_overloaded_run_gets_a_banner_and_no_deltas():
     assert any(e.value.startswith("Overloaded: the fleet did not keep up") for e in at.error)
     assert all(m.delta in (None, "") for m in at.metric)  # no "+2,381,558 %"
     assert any(c.value.startswith("No changes from the previous setting") for c in at.caption)
+
+
+def test_a_runaway_run_is_refused_before_any_work_with_its_size():
+    huge = HONEST | {"workload": HONEST["workload"] | {
+        "arrivals": {"process": "poisson", "rate_per_s": 10_000.0}, "duration_s": 300,
+        "num_requests": None}}
+    huge["workload"] = {k: v for k, v in huge["workload"].items() if v is not None}
+    at = _explore(huge)
+    assert not at.exception
+    [error] = [e.value for e in at.error]
+    assert "about 3,000,000 requests (10,000 requests/s × 300 s)" in error
+    assert "more than the 1,000,000 one run of this app may simulate" in error
+    assert not at.metric  # nothing stale is shown under the refusal
+
+
+def test_the_cap_is_configurable_and_a_bad_setting_keeps_the_default(monkeypatch):
+    from app.simulation import check_run_size, max_requests, size_text
+
+    scenario = parse_scenario(HONEST)
+    assert size_text(scenario) == "about 60 requests, ~1 s"
+    monkeypatch.setenv("SERVESIM_APP_MAX_REQUESTS", "50")
+    assert max_requests() == 50
+    with pytest.raises(ScenarioError, match="about 60 requests"):
+        check_run_size(scenario)
+    monkeypatch.setenv("SERVESIM_APP_MAX_REQUESTS", "lots")
+    assert max_requests() == 1_000_000

@@ -119,3 +119,22 @@ def test_rejections_within_the_limit_hold_and_a_missing_figure_misses() -> None:
 def test_no_latency_target_means_no_verdict() -> None:
     summary = _run({k: v for k, v in STEADY.items() if k != "slo"})
     assert summary["slo"]["met"] is None and summary["slo"]["reasons"] == []
+
+
+@pytest.mark.parametrize("workload, expected", [
+    ({"arrivals": {"process": "poisson", "rate_per_s": 10.0}, "duration_s": 60}, 600),
+    ({"arrivals": {"process": "poisson", "rate_per_s": 10.0}, "duration_s": 60,
+      "num_requests": 100}, 100),
+    ({"stages": [{"rate_per_s": 2.0, "duration_s": 10}, {"rate_per_s": 5.0, "duration_s": 4}]},
+     40),
+    ({"arrivals": {"process": "all_at_once"}, "num_requests": 7}, 7),
+    ({"arrivals": {"process": "poisson", "rate_per_s": 1.0},
+      "shared_prefix": {"num_groups": 3, "prompts_per_group": 5, "system_prompt_tokens": 100,
+                        "question_tokens": 10, "output_tokens": 10}}, 15),
+    ({"trace": {"path": "azure-conv-2023", "end_s": 60}}, None),
+])
+def test_the_size_of_a_workload_is_known_before_it_is_drawn(workload, expected) -> None:
+    lengths = {} if "shared_prefix" in workload or "trace" in workload else {
+        "lengths": {"input": 100, "output": 10}}
+    scenario = parse_scenario({**STEADY, "workload": {**workload, **lengths}})
+    assert scenario.workload.expected_requests() == expected

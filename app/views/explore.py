@@ -12,7 +12,7 @@ from app.prediction_note import band_basis, band_text, cdf_band_frame, trust_lin
 from app.run_figures import (billing_note, cost_figures, engine_figures, latency_figures,
                              overloaded, profile_lines, saturation_banner, slo_banner, slo_lines)
 from app.scenario_io import download_scenario, read_scenario_upload
-from app.simulation import scenario_from_yaml, simulate_yaml
+from app.simulation import scenario_from_yaml, simulate_yaml, size_text
 from sim.engine.errors import ScenarioError
 from traces.errors import TraceError
 
@@ -41,7 +41,8 @@ else:
                                 key="explore_yaml")
 
 try:
-    with st.spinner("Simulating…"):
+    size = size_text(scenario_from_yaml(text))
+    with st.spinner(f"Simulating ({size})…" if size else "Simulating…"):
         run = simulate_yaml(text)
 except (ScenarioError, TraceError) as exc:
     st.error(f"This scenario cannot run: {exc}", icon=":material/error:")

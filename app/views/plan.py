@@ -27,7 +27,7 @@ from app.plan_view import (
 )
 from app.prediction_note import band_text, trust_line
 from app.scenario_io import download_scenario, file_stem, read_scenario_upload
-from app.simulation import scenario_from_yaml
+from app.simulation import check_run_size, scenario_from_yaml
 
 EXPLORE_KEY = "explore_scenario_yaml"
 LAST_PLAN = "plan_last"
@@ -126,6 +126,7 @@ try:
                         window_s=window if fill.window_s is not None else None)
     scenario = scenario_from_yaml(text)
     check_plannable(scenario)
+    check_run_size(scenario)  # per simulation: a plan runs many
     space = plan_space(gpus, formats, tp_degrees(tps))
     seeds = plan_seeds(scenario, int(seed_count))
 except UserError as exc:

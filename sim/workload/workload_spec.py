@@ -397,6 +397,25 @@ class WorkloadSpec(BaseModel):
     def stages_duration_s(self) -> float | None:
         return None if self.stages is None else sum(stage.duration_s for stage in self.stages)
 
+    def expected_requests(self) -> float | None:
+        """About how many requests the workload offers, known before it is drawn: its
+        ``num_requests``, or its rate times its duration (stage by stage), whichever is fewer;
+        a shared prefix's prompts when nothing else sizes it. None for a trace without
+        ``num_requests`` (its rows are only counted as it is read) and for conversations
+        sized by time (their turns depend on the replies)."""
+        count = self.num_requests
+        if self.trace is not None or (self.sessions is not None and count is None):
+            return count
+        timed = None
+        if self.stages is not None:
+            timed = sum(stage.rate_per_s * stage.duration_s for stage in self.stages)
+        elif self.duration_s is not None and self.arrivals and self.arrivals.rate_per_s:
+            timed = self.arrivals.rate_per_s * self.duration_s
+        if count is None and timed is None and self.shared_prefix is not None:
+            return self.shared_prefix.num_prompts
+        return min(c for c in (count, timed) if c is not None) if (count, timed) != (None, None) \
+            else None
+
     def _check_trace_alone(self) -> None:
         generators = [name for name in ("arrivals", "stages", "lengths", "shared_prefix",
                                         "classes", "sessions", "duration_s")

@@ -18,6 +18,9 @@ import pandas as pd
 import streamlit as st
 import yaml
 
+from app import worker
+from app.run_memo import RunMemo
+from app.worker import run_in_worker
 from sim.config.scenario import Scenario, parse_scenario, scenario_yaml
 from sim.engine.errors import ScenarioError
 from sim.runner.run import run_scenario
@@ -71,10 +74,46 @@ def _yaml(text: str, where: str):
         raise ScenarioError(f"{where} is not valid YAML: {exc}") from None
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
 def simulate_yaml(text: str) -> AppRun:
-    """Run the scenario written in ``text`` (cached on the text). Raises ScenarioError."""
+    """Run the scenario written in ``text`` in a worker process (``app.worker``), or answer
+    from the memo of earlier runs. Raises ScenarioError; refuses a run above the size cap
+    before starting a worker."""
+    memo = _memo()
+    known = memo.get(text)
+    if known is not None:
+        return known
+    check_run_size(scenario_from_yaml(text))  # a bad or runaway scenario fails here, at once
+    run = run_in_worker(simulate_text, text, _Waiting().heartbeat)
+    memo.put(text, run)
+    return run
+
+
+def simulate_text(text: str) -> AppRun:
+    """What a worker runs: ``simulate`` of the scenario written in ``text``."""
     return simulate(scenario_from_yaml(text))
+
+
+@st.cache_resource(show_spinner=False)
+def _memo() -> RunMemo:
+    return RunMemo()
+
+
+class _Waiting:
+    """Says on the page that a run waits for a free simulation slot, while it does; every
+    heartbeat touches the session state, where Streamlit stops a script whose user pressed
+    Stop or started a newer run (the worker is then killed)."""
+
+    def __init__(self) -> None:
+        self.note = None
+
+    def heartbeat(self, state: str) -> None:
+        st.session_state["_servesim_worker"] = state
+        if state == "waiting" and self.note is None:
+            self.note = st.empty()
+            self.note.info(f"Waiting for a free simulation slot: {worker.running()} of "
+                           f"{worker.SLOTS} running on this server…", icon=":material/schedule:")
+        elif state == "running" and self.note is not None:
+            self.note.empty()
 
 
 def max_requests() -> int:

@@ -32,6 +32,7 @@ PAGES = {  # url path -> (its title, a heading drawn near the end of its first r
     "calibration": ("Calibration", "Where these figures come from"),
 }
 SETTLE_S = 1.5  # a page counts as drawn when its text stays the same this long
+SERVER: dict = {}  # the app's server process, for the tests that watch its work
 
 
 def _free_port() -> int:
@@ -65,6 +66,7 @@ def app_url():
                                "127.0.0.1", "--max-upload-mb", "50"], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    SERVER["process"] = server
     try:
         _wait_healthy(url, server)
         yield url
@@ -193,3 +195,64 @@ def test_plan_finds_the_cheapest_fleets_in_a_browser(app_url, page):
     assert page.locator("[data-testid='stException']").count() == 0
     assert page.locator("[data-testid='stDataFrame']").count() >= 1
     assert _shot(page, "plan").stat().st_size > 10_000
+
+
+def _tree(root: int) -> dict[int, tuple[int, float]]:
+    """Every process under ``root`` (itself included): pid -> (parent pid, CPU seconds)."""
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended while we looked
+        ticks = os.sysconf("SC_CLK_TCK")
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
+    members, changed = {root}, True
+    while changed:
+        more = {pid for pid, (parent, _) in stats.items() if parent in members} - members
+        members |= more
+        changed = bool(more)
+    return {pid: stats[pid] for pid in members if pid in stats}
+
+
+def _busy_cpu_s(root: int, seconds: float) -> float:
+    """CPU seconds the server's processes spend over ``seconds`` of wall time."""
+    before = _tree(root)
+    time.sleep(seconds)
+    after = _tree(root)
+    return sum(cpu - before.get(pid, (0, 0.0))[1] for pid, (_, cpu) in after.items())
+
+
+def test_stop_ends_the_servers_work_within_seconds(app_url, page):
+    """A planner starts a run of ~900,000 requests (a minute or more of work) and presses
+    Stop: the worker simulating it is killed, and the server goes back to idle."""
+    server = SERVER["process"].pid
+    page.goto(app_url)
+    page.get_by_text("TTFT p95").first.wait_for(timeout=RESULT_TIMEOUT_MS)
+    _settle(page)
+    idle_cpu = _busy_cpu_s(server, 2.0)
+    duration = page.get_by_label("Duration (s)")
+    duration.fill("300")
+    duration.press("Enter")
+    _settle(page)
+    rate = page.get_by_label("Arrival rate (requests/s)")
+    rate.fill("3000")
+    rate.press("Enter")
+    stop = page.get_by_role("button", name="Stop")
+    stop.wait_for(timeout=RESULT_TIMEOUT_MS)
+    page.wait_for_timeout(3_000)  # let the worker get going
+    working_cpu = _busy_cpu_s(server, 2.0)
+    stop.click()
+    stopped_at = time.monotonic()
+    deadline = stopped_at + 20
+    while time.monotonic() < deadline and _busy_cpu_s(server, 1.0) > 0.5:
+        pass
+    settled_s = time.monotonic() - stopped_at
+    after_cpu = _busy_cpu_s(server, 2.0)
+    print(f"\nStop: CPU over 2 s while simulating {working_cpu:.2f} s, idle before "
+          f"{idle_cpu:.2f} s; back to idle {settled_s:.1f} s after Stop, then "
+          f"{after_cpu:.2f} s of CPU over 2 s")
+    assert working_cpu > 1.0  # the run really was working
+    assert settled_s < 10 and after_cpu < 0.5

@@ -17,7 +17,7 @@ TRACE_WORKLOADS = ("bundled trace", "uploaded trace")
 SCHEDULERS = ("continuous", "dynamic", "static", "naive")
 WEIGHT_FORMATS = ("bf16", "fp16", "fp8", "int8", "awq-int4", "gptq-int4")
 KV_DTYPES = ("auto", "fp8")
-PRICE_TIERS = ("on_demand", "spot")
+PRICE_TIERS = ("on_demand", "spot", "reserved")
 _DATASET = {WORKLOADS[0]: "sharegpt", WORKLOADS[1]: "arxiv"}
 _MAX_LENGTHS = {"sharegpt": (4096, 1024), "arxiv": (16384, 1024)}
 
@@ -32,6 +32,8 @@ class ExploreInputs:
     tensor_parallel: int = 1
     replicas: int = 1
     price_tier: str = "on_demand"
+    reserved_discount: float = 0.4  # reserved: your commitment's share off on-demand
+    own_price_per_gpu_hour: float = 0.0  # 0: the catalog's price for the tier
     weight_dtype: str = "bf16"
     kv_cache_dtype: str = "auto"
     scheduler: str = "continuous"
@@ -64,14 +66,26 @@ class ExploreInputs:
     seed: int = 0
 
 
+def _hardware(inputs: ExploreInputs) -> dict[str, Any]:
+    """The GPUs and their price: your own per GPU-hour when given (the catalog is then not
+    read), else the catalog's for the tier, less your discount for a reserved commitment."""
+    out: dict[str, Any] = {"gpu": inputs.gpu, "tensor_parallel": inputs.tensor_parallel,
+                           "replicas": inputs.replicas}
+    if inputs.own_price_per_gpu_hour > 0:
+        return out | {"price_usd_per_hour": inputs.own_price_per_gpu_hour}
+    out["price_tier"] = inputs.price_tier
+    if inputs.price_tier == "reserved":
+        out["reserved_discount"] = inputs.reserved_discount
+    return out
+
+
 def scenario_document(inputs: ExploreInputs) -> dict[str, Any]:
     """The scenario (as a YAML-ready dict) the settings describe."""
     doc: dict[str, Any] = {
         "name": _name(inputs),
         "seed": inputs.seed,
         "model": inputs.model,
-        "hardware": {"gpu": inputs.gpu, "tensor_parallel": inputs.tensor_parallel,
-                     "replicas": inputs.replicas, "price_tier": inputs.price_tier},
+        "hardware": _hardware(inputs),
         "engine": _engine(inputs),
         "workload": _workload(inputs),
         "slo": {"ttft_p95_ms": inputs.ttft_p95_ms, "tpot_p95_ms": inputs.tpot_p95_ms},

@@ -46,9 +46,30 @@ def _hardware() -> dict:
             "tensor_parallel": _select("Tensor parallel (GPUs per replica)", TP_CHOICES,
                                        D.tensor_parallel, "explore_tp"),
             "replicas": st.number_input("Replicas", 1, 512, D.replicas, key="explore_replicas"),
-            "price_tier": _select("Price", PRICE_TIERS, D.price_tier, "explore_price_tier",
-                                  format_func=lambda t: t.replace("_", "-")),
+            **_price(),
         }
+
+
+def _price() -> dict:
+    """The price tier (with a reserved commitment's discount), or your own price."""
+    own = st.number_input(
+        "Your price ($ per GPU-hour; 0: the catalog's)", 0.0, 1_000.0,
+        D.own_price_per_gpu_hour, step=0.1, format="%.2f", key="explore_own_price",
+        help="What you pay for one GPU for an hour (a negotiated or reserved rate). Every cost "
+             "on every page then uses it, and says it came from the scenario.")
+    if own > 0:
+        return {"own_price_per_gpu_hour": own, "price_tier": D.price_tier}
+    tier = _select("Price tier", PRICE_TIERS, D.price_tier, "explore_price_tier",
+                   format_func=lambda t: t.replace("_", "-"),
+                   help="The catalog's on-demand or spot price (source and date under Cost); "
+                        "reserved: on-demand less your commitment's discount")
+    out = {"price_tier": tier, "own_price_per_gpu_hour": 0.0}
+    if tier == "reserved":
+        out["reserved_discount"] = st.slider(
+            "Reserved discount (share off on-demand)", 0.0, 0.9, D.reserved_discount, 0.05,
+            key="explore_reserved_discount",
+            help="1- or 3-year commitments: public price guides quote 30-60 % off")
+    return out
 
 
 def _quantization() -> dict:

@@ -167,6 +167,18 @@ def overloaded(summary: dict | None) -> bool:
     return bool(summary) and (summary.get("saturation") or {}).get("kept_up") is False
 
 
+def price_note(summary: dict) -> str:
+    """Where the price came from: "Price: $2.64 per GPU-hour, on-demand, from <source> (as of
+    2026-11)", or your own figure from the scenario."""
+    cost = summary["cost"]
+    per_gpu = format_value(cost["usd_per_gpu_hour"], "usd")
+    if cost["price_tier"] == "scenario":
+        return f"Price: {per_gpu} per GPU-hour, your own (hardware.price_usd_per_hour)."
+    tier = str(cost["price_tier"]).replace("_", "-")
+    return (f"Price: {per_gpu} per GPU-hour, {tier}, from {cost['price_source']} "
+            f"(as of {cost['price_as_of']}).")
+
+
 def billing_note(summary: dict) -> str:
     """What the cost figures cover: the billed span and its basis, the drain as lag, and the
     share of the bill with GPUs stepping."""

@@ -299,3 +299,22 @@ def test_the_cap_is_configurable_and_a_bad_setting_keeps_the_default(monkeypatch
         check_run_size(scenario)
     monkeypatch.setenv("SERVESIM_APP_MAX_REQUESTS", "lots")
     assert max_requests() == 1_000_000
+
+
+def test_a_price_typed_in_flows_into_every_cost_with_its_source():
+    at = _page()
+    at.number_input(key="explore_own_price").set_value(1.5).run()
+    assert not at.exception
+    assert _metric(at, "Fleet $/hour") == "$1.50"
+    assert any(c.value == "Price: $1.50 per GPU-hour, your own (hardware.price_usd_per_hour)."
+               for c in at.caption)
+    at.number_input(key="explore_own_price").set_value(0.0).run()
+    at.selectbox(key="explore_price_tier").set_value("reserved").run()
+    at.slider(key="explore_reserved_discount").set_value(0.5).run()
+    assert not at.exception
+    [note] = [c.value for c in at.caption if c.value.startswith("Price: ")]
+    assert "reserved (50 % off on-demand)" in note and "as of" in note
+    on_demand = float(note.split("$")[1].split()[0])
+    at.selectbox(key="explore_price_tier").set_value("on_demand").run()
+    [note] = [c.value for c in at.caption if c.value.startswith("Price: ")]
+    assert float(note.split("$")[1].split()[0]) == pytest.approx(2 * on_demand, abs=0.01)

@@ -9,7 +9,7 @@ from app import capacity_view, run_charts
 from app.explore_form import scenario_document
 from app.explore_widgets import sidebar_inputs
 from app.prediction_note import band_basis, band_text, cdf_band_frame, trust_line
-from app.run_figures import (billing_note, cost_figures, engine_figures, latency_figures,
+from app.run_figures import (billing_note, cost_figures, price_note, engine_figures, latency_figures,
                              overloaded, profile_lines, saturation_banner, slo_banner, slo_lines)
 from app.scenario_io import download_scenario, read_scenario_upload
 from app.simulation import scenario_from_yaml, simulate_yaml, size_text
@@ -108,11 +108,11 @@ for text_line, met in slo_lines(summary):
 st.subheader("Cost")
 show_figures(cost_figures(summary))
 st.caption(billing_note(summary))
+st.caption(price_note(summary))
 quality = summary.get("quality_retention_percent")
 if quality is not None:
     st.caption(f"Quality kept by the weight format: {quality:.1f} % of the unquantized model's "
-               f"accuracy · prices: {summary['cost']['price_source']} "
-               f"({summary['cost']['price_as_of']})")
+               "accuracy")
 
 st.subheader("Engine")
 show_figures(engine_figures(summary))

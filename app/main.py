@@ -8,7 +8,10 @@ app before this file runs, and answer a first visit to /traces with "page not fo
 
 import streamlit as st
 
+from app.page_state import keep_page_settings
+
 st.set_page_config(page_title="servesim", page_icon=":material/speed:", layout="wide")
+keep_page_settings()  # Explore -> Compare -> Explore keeps every Explore setting
 
 PAGES = [
     st.Page("views/explore.py", title="Explore", icon=":material/explore:", default=True),

@@ -318,3 +318,39 @@ def test_a_price_typed_in_flows_into_every_cost_with_its_source():
     at.selectbox(key="explore_price_tier").set_value("on_demand").run()
     [note] = [c.value for c in at.caption if c.value.startswith("Price: ")]
     assert float(note.split("$")[1].split()[0]) == pytest.approx(2 * on_demand, abs=0.01)
+
+
+# --- state that survives: the address and other pages ------------------------------------
+
+MAIN = str(ROOT / "app" / "main.py")
+
+
+def test_a_link_reproduces_the_setup_and_a_bad_value_is_named():
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.query_params.update({"gpu": "a100-80gb", "rate_per_s": "3.5", "duration_s": "60",
+                            "replicas": "abc", "workload": "nonsense"})
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="explore_gpu").value == "a100-80gb"
+    assert at.number_input(key="explore_rate").value == 3.5
+    [warning] = [w.value for w in at.warning if "address were not used" in w.value]
+    assert "replicas: not a number (got 'abc')" in warning
+    assert "workload: not one of" in warning
+    assert "a100-80gb" in at.markdown[0].value or any("a100-80gb" in m.value for m in at.markdown)
+    # the page writes its settings back: what differs from the defaults
+    assert at.query_params["gpu"] in ("a100-80gb", ["a100-80gb"])
+    at.number_input(key="explore_rate").set_value(4.0).run()
+    assert at.query_params["rate_per_s"] in ("4.0", ["4.0"])
+
+
+def test_settings_survive_a_visit_to_another_page():
+    at = AppTest.from_file(MAIN, default_timeout=180).run()
+    at.number_input(key="explore_duration").set_value(60.0).run()
+    at.number_input(key="explore_rate").set_value(3.0).run()
+    assert not at.exception
+    at.switch_page("views/compare.py").run()
+    assert not at.exception
+    at.switch_page("views/explore.py").run()
+    assert not at.exception
+    assert at.number_input(key="explore_rate").value == 3.0
+    assert at.number_input(key="explore_duration").value == 60.0

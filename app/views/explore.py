@@ -7,6 +7,7 @@ import yaml
 
 from app import capacity_view, run_charts
 from app.explore_form import scenario_document
+from app.explore_link import link_of, read_link
 from app.explore_widgets import sidebar_inputs
 from app.prediction_note import band_basis, band_text, cdf_band_frame, trust_line
 from app.run_figures import (billing_note, cost_figures, price_note, engine_figures, latency_figures,
@@ -21,6 +22,15 @@ st.caption("Pick a model, GPU tier, batching, quantization, caching and traffic 
            "the simulator answers with the latency users would see and what it would cost. "
            "Deltas compare with your previous setting.")
 
+if "explore_link_problems" not in st.session_state:  # a session's first run: read its link
+    linked, problems = read_link(st.query_params)
+    st.session_state.update(linked)
+    st.session_state["explore_link_problems"] = problems
+if st.session_state["explore_link_problems"]:
+    st.warning("Some settings in this page's address were not used: "
+               + "; ".join(st.session_state["explore_link_problems"]) + ".",
+               icon=":material/link_off:")
+
 source = st.sidebar.radio("Scenario from", ["the settings below", "a scenario file"],
                           key="explore_source")
 uploaded_trace = False
@@ -29,7 +39,9 @@ if source == "the settings below":
     uploaded_trace = inputs.workload == "uploaded trace"
     text = yaml.safe_dump(scenario_document(inputs), sort_keys=False)
     st.session_state["explore_form_yaml"] = text
+    st.query_params.from_dict(link_of(inputs))  # the address reproduces these settings
 else:
+    st.query_params.clear()  # a scenario file does not fit in an address: download it
     upload = st.sidebar.file_uploader("Scenario file (YAML)", type=["yaml", "yml"],
                                       key="explore_upload")
     loaded = read_scenario_upload(upload)

@@ -58,6 +58,8 @@ def test_default_trace_renders_figures_and_replay(default_page):
     assert shown["requests"] == "19,366"  # azure-conv-2023, every row
     assert shown["mean rate"] == "5.5 req/s"
     assert shown["requests replayed"] == "2,000"  # the default cap
+    assert any(i.value.startswith("The replay stopped at 2,000 requests (Max requests)")
+               for i in at.info)  # a capped window is said, not silent
     assert shown["SLO"] in ("met", "missed")
     assert shown["p95 TTFT"].endswith(("ms", " s"))
     assert len(at.get("vega_lite_chart")) >= 4  # rate, two histograms, replay TTFT

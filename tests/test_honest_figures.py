@@ -138,3 +138,15 @@ def test_the_size_of_a_workload_is_known_before_it_is_drawn(workload, expected) 
         "lengths": {"input": 100, "output": 10}}
     scenario = parse_scenario({**STEADY, "workload": {**workload, **lengths}})
     assert scenario.workload.expected_requests() == expected
+
+
+def test_a_replay_says_when_its_count_cut_the_trace_short() -> None:
+    def replayed(count: int) -> dict:
+        spec = {**STEADY, "workload": {"trace": {"path": "azure-conv-2023", "end_s": 120},
+                                       "num_requests": count}}
+        return run_scenario(parse_scenario(spec)).summary["trace"]
+
+    cut = replayed(100)
+    assert cut["requests_replayed"] == 100 and cut["capped_at_num_requests"] == 100
+    whole = replayed(100_000)  # the two minutes hold fewer than that
+    assert whole["requests_replayed"] < 100_000 and whole["capped_at_num_requests"] is None

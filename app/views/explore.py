@@ -98,6 +98,10 @@ st.markdown(f"**{summary['model']}** on **{summary['replicas']} × {summary['gpu
             f"{summary['duration_s']:,.0f} s · simulated in {run.wall_s:.2f} s")
 for line in profile_lines(summary):
     st.info(line[0].upper() + line[1:], icon=":material/tune:")
+capped = (summary.get("trace") or {}).get("capped_at_num_requests")
+if capped:
+    st.info(f"The trace replay stopped at {capped:,} requests (Requests to replay): the trace "
+            "holds more that were not replayed.", icon=":material/content_cut:")
 banner = saturation_banner(summary)
 if banner:
     st.error(banner, icon=":material/warning:")

@@ -237,6 +237,11 @@ except (ScenarioError, TraceError) as exc:
     show_error(readable_error(str(exc), upload_path, shown_name))
     st.stop()
 
+capped = (run.summary.get("trace") or {}).get("capped_at_num_requests")
+if capped:
+    st.info(f"The replay stopped at {capped:,} requests (Max requests): the window holds more "
+            "that were not replayed. Raise Max requests, or narrow the window, to replay all "
+            "of it.", icon=":material/content_cut:")
 figures_shown = replay_figures(run.summary)
 for row in (list(figures_shown.items())[:6], list(figures_shown.items())[6:]):
     for cell, (label, value) in zip(st.columns(6), row):

@@ -34,6 +34,7 @@ class TraceReplay:
             raise ScenarioError(f"workload.trace: {exc}") from None
         self.transform_stats = None  # a traces.transforms.TransformStats once transforms run
         self.requests = 0
+        self.capped = False  # reading stopped at num_requests with more of the trace left
         self._session_numbers: dict[str, int] = {}  # session id -> number, in order of first turn
 
     def __iter__(self) -> Iterator[Workload]:
@@ -49,7 +50,11 @@ class TraceReplay:
         for table in chunks:
             if left is not None:
                 if left <= 0:
+                    if table.num_rows == 0:
+                        continue  # (an empty chunk past the count is no request left out)
+                    self.capped = True
                     return
+                self.capped = table.num_rows > left
                 table = table.slice(0, left)
                 left -= table.num_rows
             self.requests += table.num_rows
@@ -111,6 +116,8 @@ class TraceReplay:
             "path": str(self.spec.path),
             "format": self.trace.format,
             "requests_replayed": self.requests,
+            # the count stopped the replay before the trace (or its window) ended
+            "capped_at_num_requests": self.num_requests if self.capped else None,
             "rows": self.trace.report.summary(),
         }
         if self.transform_stats is not None:

@@ -269,8 +269,11 @@ body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; mar
        max-width: 1100px; color: #222; line-height: 1.4; }
 .decision { font-size: 1.1em; background: #eef4fb; padding: 0.6em 0.8em; }
 h1 { font-size: 1.6em; } h2 { font-size: 1.2em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
-th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: right; vertical-align: top; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; width: 100%;
+        table-layout: fixed; }
+img { max-width: 100%; height: auto; }
+th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: right; vertical-align: top;
+         overflow-wrap: anywhere; }
 th:first-child, td:first-child { text-align: left; }
 table.facts td { text-align: left; max-width: 320px; }
 td.better { background: #e3f4e3; color: #185c18; }

@@ -15,6 +15,19 @@ LATENCIES = {
     "tpot": ("tpot_p95_ms", "p95 TPOT (ms, log scale)", "p95 time per output token against load"),
 }
 BAND_NOTE = "shaded: the range the real latency may fall in (the latency model's error)"
+# one colour per setup by its place in the comparison (Tableau 10), whichever setups a chart
+# has data for: a setup missing from one chart does not shift the others' colours
+PALETTE = ["#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2",
+           "#ff9da6", "#9d755d", "#bab0ac"]
+
+
+def scenario_color(order: list[str] | None, legend: bool = True) -> alt.Color:
+    """The colour channel of every Compare chart: fixed per setup (see PALETTE)."""
+    scale = (alt.Scale(domain=list(order), range=[PALETTE[i % len(PALETTE)]
+                                                  for i in range(len(order))])
+             if order else alt.Undefined)
+    return alt.Color("scenario:N", sort=order, title="scenario", scale=scale,
+                     legend=alt.Undefined if legend else None)
 
 
 def latency_chart(curve: pd.DataFrame, metric: str, limit_ms: float | None,
@@ -25,7 +38,7 @@ def latency_chart(curve: pd.DataFrame, metric: str, limit_ms: float | None,
     x_column, x_title = X_AXES[x]
     data = curve.dropna(subset=[column, x_column])
     data = data[data[column] > 0]
-    color = alt.Color("scenario:N", sort=order, title="scenario")
+    color = scenario_color(order)
     lines = alt.Chart(data, title=title).mark_line(point=True).encode(
         x=alt.X(f"{x_column}:Q", title=x_title),
         y=alt.Y(f"{column}:Q", title=y_title, scale=alt.Scale(type="log")),
@@ -63,7 +76,7 @@ def _band_area(data: pd.DataFrame, column: str, x_column: str,
     return alt.Chart(banded).mark_area(opacity=0.15).encode(
         x=alt.X(f"{x_column}:Q"),
         y=alt.Y(f"{low}:Q", stack=None, scale=alt.Scale(type="log")), y2=alt.Y2(f"{high}:Q"),
-        color=alt.Color("scenario:N", sort=order, title="scenario"))
+        color=scenario_color(order))
 
 
 def cost_at_slo_chart(best: pd.DataFrame, order: list[str] | None = None) -> alt.LayerChart:
@@ -75,7 +88,7 @@ def cost_at_slo_chart(best: pd.DataFrame, order: list[str] | None = None) -> alt
     bars = base.mark_bar().encode(
         x=alt.X("scenario:N", sort=order, title="scenario", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("usd_per_million_tokens:Q", title="$ per 1M tokens (input + output)"),
-        color=alt.Color("scenario:N", sort=order, legend=None),
+        color=scenario_color(order, legend=False),
         tooltip=[alt.Tooltip("scenario:N"),
                  alt.Tooltip("offered_rps:Q", title="load (req/s)", format=".2f"),
                  alt.Tooltip("usd_per_million_tokens:Q", title="$ per 1M tokens", format="$.4f")],
@@ -98,7 +111,7 @@ def latency_bars(frame: pd.DataFrame, order: list[str] | None = None) -> alt.Fac
     x = alt.X("scenario:N", sort=order, title=None, axis=alt.Axis(labelAngle=-30))
     bars = base.mark_bar().encode(
         x=x, y=alt.Y("value:Q", title="ms"),
-        color=alt.Color("scenario:N", sort=order, legend=None), tooltip=tooltip)
+        color=scenario_color(order, legend=False), tooltip=tooltip)
     layers = [bars]
     if frame["low"].notna().any():
         whiskers = base.transform_filter("isValid(datum.low) && isValid(datum.high)")

@@ -256,3 +256,51 @@ def test_stop_ends_the_servers_work_within_seconds(app_url, page):
           f"{after_cpu:.2f} s of CPU over 2 s")
     assert working_cpu > 1.0  # the run really was working
     assert settled_s < 10 and after_cpu < 0.5
+
+
+CLIPPED = """() => [...document.querySelectorAll(
+    "[data-testid='stMetricLabel'], [data-testid='stMetricLabel'] *, "
+    + "[data-testid='stMetricValue'], [data-testid='stMetricValue'] *")]
+    .filter(e => e.scrollWidth > e.clientWidth + 1)
+    .map(e => e.innerText)"""
+
+
+@pytest.fixture
+def laptop(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+def test_explore_paints_at_once_and_clips_nothing_on_a_laptop_screen(app_url, laptop):
+    """First paint (the title) and the first figures, timed from opening the page; at 1280 px
+    no figure's label or value is cut off."""
+    start = time.monotonic()
+    laptop.goto(app_url)
+    laptop.get_by_role("heading", name="Explore a serving setup").wait_for(
+        timeout=RESULT_TIMEOUT_MS)
+    painted_s = time.monotonic() - start
+    laptop.get_by_text("TTFT p95").first.wait_for(timeout=RESULT_TIMEOUT_MS)
+    figures_s = time.monotonic() - start
+    _settle(laptop)
+    print(f"\nExplore at 1280 px: first paint {painted_s:.1f} s, first figures {figures_s:.1f} s")
+    assert laptop.evaluate(CLIPPED) == []
+    _shot(laptop, "explore-1280")
+
+
+def test_the_report_fits_a_laptop_screen(app_url, laptop):
+    laptop.goto(f"{app_url}/compare")
+    laptop.get_by_role("heading", name="Before/after report").first.wait_for(
+        timeout=RESULT_TIMEOUT_MS)
+    _settle(laptop)
+    assert laptop.evaluate(CLIPPED) == []
+    with laptop.expect_download(timeout=RESULT_TIMEOUT_MS) as download:
+        laptop.get_by_role("button", name="Download the report (HTML)").click()
+    report = ARTIFACTS / "compare-report-1280.html"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    download.value.save_as(report)
+    laptop.goto(report.as_uri())
+    width = laptop.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], f"the report scrolls sideways: {width[0]} px in {width[1]} px"
+    _shot(laptop, "compare-report-1280")

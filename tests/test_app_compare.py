@@ -421,3 +421,16 @@ def test_the_explore_scenario_can_be_the_baseline():
     assert not at.error
     assert at.number_input(key="compare_load").value == 4.0  # the scenario's own rate
     assert figures(at).loc["fleet $/hour", "baseline"] == "$2.64"
+
+
+def test_each_setup_keeps_its_colour_when_another_is_missing_from_a_chart():
+    from app.compare_charts import PALETTE, cost_at_slo_chart
+
+    order = ["baseline", "fp8 weights", "l4"]
+    best = best_at_slo(hand_made_curve().assign(
+        scenario=lambda f: f["scenario"].map({"base": "baseline", "never": "fp8 weights",
+                                              "always": "l4"})), order=order)
+    spec = cost_at_slo_chart(best, order).to_dict()
+    scale = spec["layer"][0]["encoding"]["color"]["scale"]
+    # "fp8 weights" has no bar (it missed at every load), yet "l4" keeps the third colour
+    assert scale == {"domain": order, "range": PALETTE[:3]}

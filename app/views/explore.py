@@ -3,24 +3,28 @@
 import json
 
 import streamlit as st
-import yaml
 
-from app import capacity_view, run_charts
-from app.explore_form import scenario_document
-from app.explore_link import link_of, read_link
-from app.explore_widgets import sidebar_inputs
-from app.prediction_note import band_basis, band_text, cdf_band_frame, trust_line
-from app.run_figures import (billing_note, cost_figures, price_note, engine_figures, latency_figures,
-                             overloaded, profile_lines, saturation_banner, slo_banner, slo_lines)
-from app.scenario_io import download_scenario, read_scenario_upload
-from app.simulation import scenario_from_yaml, simulate_yaml, size_text
-from sim.engine.errors import ScenarioError
-from traces.errors import TraceError
-
+# The title first, before the simulator and the charts are imported: a new server's first visit
+# sees the page at once, not after the imports.
 st.title("Explore a serving setup")
 st.caption("Pick a model, GPU tier, batching, quantization, caching and traffic in the sidebar; "
            "the simulator answers with the latency users would see and what it would cost. "
            "Deltas compare with your previous setting.")
+
+import yaml  # noqa: E402
+
+from app import capacity_view, run_charts  # noqa: E402
+from app.explore_form import scenario_document  # noqa: E402
+from app.explore_link import link_of, read_link  # noqa: E402
+from app.explore_widgets import sidebar_inputs  # noqa: E402
+from app.prediction_note import band_basis, band_text, cdf_band_frame, trust_line  # noqa: E402
+from app.run_figures import (billing_note, cost_figures, engine_figures,  # noqa: E402
+                             latency_figures, overloaded, price_note, profile_lines,
+                             saturation_banner, slo_banner, slo_lines)
+from app.scenario_io import download_scenario, read_scenario_upload  # noqa: E402
+from app.simulation import scenario_from_yaml, simulate_yaml, size_text  # noqa: E402
+from sim.engine.errors import ScenarioError  # noqa: E402
+from traces.errors import TraceError  # noqa: E402
 
 if "explore_link_problems" not in st.session_state:  # a session's first run: read its link
     linked, problems = read_link(st.query_params)
@@ -77,18 +81,21 @@ before = ({f.label: f.value
 comparable = not (overloaded(summary) or overloaded(previous))
 
 
-def show_figures(figures, columns=6, ranges=False):
-    """One metric per figure; with ``ranges``, the range the real latency may fall in (from
-    the run's prediction band) under each latency that has one."""
-    for column, figure in zip(st.columns(columns), figures):
-        change = figure.change_text(before.get(figure.label)) if comparable else None
-        column.metric(figure.label, figure.text(), change,
-                      help=figure.help or None,
-                      delta_color="inverse" if figure.better == "lower" else
-                      "normal" if figure.better == "higher" else "off")
-        band = band_text(summary, *figure.source) if ranges and figure.source else None
-        if band:
-            column.caption(band)
+def show_figures(figures, per_row=3, ranges=False):
+    """The figures in rows of ``per_row`` (three fit a laptop screen beside the sidebar without
+    cutting a label or a value short); with ``ranges``, the range the real latency may fall in
+    (from the run's prediction band) under each latency that has one."""
+    for first in range(0, len(figures), per_row):
+        row = figures[first:first + per_row]
+        for column, figure in zip(st.columns(per_row), row):
+            change = figure.change_text(before.get(figure.label)) if comparable else None
+            column.metric(figure.label, figure.text(), change,
+                          help=figure.help or None,
+                          delta_color="inverse" if figure.better == "lower" else
+                          "normal" if figure.better == "higher" else "off")
+            band = band_text(summary, *figure.source) if ranges and figure.source else None
+            if band:
+                column.caption(band)
 
 
 requests = summary["requests"]

@@ -24,7 +24,7 @@ from sim.results.cost import HOURS_PER_MONTH
 from app.compare_charts import cost_at_slo_chart, latency_chart
 from app.compare_figures import (BANDED, Column, assumptions, change_text, figure_range,
                                  figure_rows, format_change, format_value, headline,
-                                 recommendation, sources, uncertainty_lines)
+                                 recommendation, seed_lines, sources, uncertainty_lines)
 from app.compare_inputs import SloTarget
 from app.prediction_note import range_text
 from app.scenario_io import file_stem
@@ -102,7 +102,7 @@ def build_report(columns: list[Column], slo: SloTarget, curve: pd.DataFrame | No
         f"<b>{_e(names[0])}</b>. SLO for every column: {_e(slo.describe())}.</p>",
         f"<p class='decision'><b>{_e(recommendation(columns, rows, best))}</b></p>",
         _section("In short", _bullets(headline(columns, rows) + uncertainty_lines(columns)
-                                      + _capacity_lines(best))),
+                                      + seed_lines(columns) + _capacity_lines(best))),
         _section("Cost, latency and quality at the baseline's load", _figure_table(columns, rows)),
         _section("Cost per 1M tokens at equal SLO", _best_table(best) + _images(
             pngs, ["cost-per-1m-tokens-at-slo.png"])),

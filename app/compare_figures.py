@@ -24,11 +24,44 @@ NO_CHANGE_PCT = 0.05  # changes smaller than this (in %) are noise in the last d
 
 @dataclass(frozen=True)
 class Column:
-    """One scenario of a comparison: its name, the exact YAML it ran, its run summary."""
+    """One scenario of a comparison: its name, the exact YAML it ran, its run summary, and the
+    summaries of the same scenario on other seeds (its spread; the first is ``summary``)."""
 
     name: str
     scenario_yaml: str
     summary: dict
+    seeds: tuple[dict, ...] = ()
+
+    @property
+    def runs(self) -> tuple[dict, ...]:
+        return self.seeds or (self.summary,)
+
+
+# The figures whose spread across seeds is shown: (label, summary metric, stat, unit).
+SEED_FIGURES = (("p95 TTFT", "ttft_ms", "p95", "ms"), ("p95 TPOT", "tpot_ms", "p95", "ms"),
+                ("$ per 1M tokens", "cost", "usd_per_million_tokens", "$"))
+
+
+def seed_lines(columns: list[Column]) -> list[str]:
+    """Per column: how many requests and seeds its figures rest on, and the spread of the key
+    figures across the seeds (lowest to highest), so a difference smaller than that spread is
+    read as noise."""
+    lines = []
+    for column in columns:
+        runs = column.runs
+        requests = (runs[0].get("requests") or {}).get("arrived", 0)
+        text = f"{column.name}: {len(runs)} seed{'s' if len(runs) > 1 else ''} × {requests:,} requests"
+        if len(runs) > 1:
+            spreads = []
+            for label, metric, stat, unit in SEED_FIGURES:
+                values = [(run.get(metric) or {}).get(stat) for run in runs]
+                values = [v for v in values if v is not None and v == v]
+                if values:
+                    spreads.append(f"{label} {format_value(min(values), unit)}–"
+                                   f"{format_value(max(values), unit)}")
+            text += "; across seeds " + ", ".join(spreads)
+        lines.append(text)
+    return lines
 
 
 # (label, row of sim.results.comparison.compare to take, or a path into the summary, unit, better)
@@ -87,8 +120,9 @@ def figure_rows(columns: list[Column], slo: SloTarget) -> list[dict]:
         rows.append({"figure": label, "unit": unit, "better": better, "values": values,
                      "change_pct": changes,
                      "verdict": [""] + [verdict(c, better) for c in changes[1:]]})
-    met = [meets_slo(summary, slo) for summary in summaries]
-    kept_up = [(summary.get("saturation") or {}).get("kept_up") for summary in summaries]
+    # a setup holds only if it holds on every seed, and keeps up only if it does on every one
+    met = [all(meets_slo(run, slo) for run in column.runs) for column in columns]
+    kept_up = [_kept_up(column) for column in columns]
     for row in rows:  # a setup that misses the SLO or falls behind saves nothing: no green
         row["verdict"] = [v if v != "better" or (met[i] and kept_up[i] is not False) else ""
                           for i, v in enumerate(row["verdict"])]
@@ -100,6 +134,11 @@ def figure_rows(columns: list[Column], slo: SloTarget) -> list[dict]:
                  "verdict": [""] + [_slo_verdict(kept_up[0] is not False, k is not False)
                                     for k in kept_up[1:]]})
     return rows
+
+
+def _kept_up(column: Column) -> bool | None:
+    seen = [(run.get("saturation") or {}).get("kept_up") for run in column.runs]
+    return False if False in seen else seen[0]
 
 
 def recommendation(columns: list[Column], rows: list[dict],

@@ -15,7 +15,8 @@ from streamlit.testing.v1 import AppTest
 
 from app import compare_inputs as inputs
 from app.before_after_report import PNG_SIGNATURE, build_report
-from app.compare_figures import Column, figure_frame, figure_rows, format_value, recommendation
+from app.compare_figures import (Column, figure_frame, figure_rows, format_value, recommendation,
+                                 seed_lines)
 from app.rate_curve import (best_at_slo, curve_frame, measured_rate, plan_sweep, point_row,
                             sweep_multipliers)
 from sim.config.scenario import parse_scenario
@@ -366,6 +367,10 @@ def test_page_renders_the_default_comparison():
     # the cost at equal SLO: one row per scenario
     best = at.dataframe[-1].value
     assert list(best["scenario"]) == ["baseline", "fp8 weights", "A100 80GB", "AWQ on L4"]
+    # the decision first, every setup on three seeds, and their spread said
+    assert [i.value for i in at.info if " per 1M tokens" in i.value]
+    seeds = [c.value for c in at.caption if " seeds × " in c.value]
+    assert len(seeds) == 4 and all(line.split(": ")[1].startswith("3 seeds") for line in seeds)
 
 
 def test_changing_the_load_or_a_change_changes_the_numbers():
@@ -434,3 +439,17 @@ def test_each_setup_keeps_its_colour_when_another_is_missing_from_a_chart():
     scale = spec["layer"][0]["encoding"]["color"]["scale"]
     # "fp8 weights" has no bar (it missed at every load), yet "l4" keeps the third colour
     assert scale == {"domain": order, "range": PALETTE[:3]}
+
+
+def test_a_setup_holds_only_if_it_holds_on_every_seed_and_its_spread_is_said():
+    lucky = summary(700.0, 30.0)
+    unlucky = summary(900.0, 30.0)  # the same setup on another seed misses p95 TTFT 800 ms
+    base = Column("baseline", "", lucky, (lucky, summary(750.0, 30.0)))
+    change = Column("change", "", lucky, (lucky, unlucky, lucky))
+    rows = {row["figure"]: row for row in figure_rows([base, change], SLO)}
+    assert rows["meets the SLO"]["values"] == [True, False]
+    lines = seed_lines([base, change])
+    assert lines[0].startswith("baseline: 2 seeds × 100 requests; across seeds p95 TTFT "
+                               "700 ms–750 ms")
+    assert "p95 TTFT 700 ms–900 ms" in lines[1] and lines[1].startswith("change: 3 seeds")
+    assert seed_lines([Column("one", "", lucky)]) == ["one: 1 seed × 100 requests"]

@@ -10,7 +10,7 @@ from app import compare_inputs as inputs
 from app.before_after_report import build_report
 from app.compare_charts import X_AXES, cost_at_slo_chart, latency_bars, latency_chart
 from app.compare_figures import (Column, coverage_note, figure_frame, figure_rows, format_change,
-                                 format_value, latency_bar_frame, recommendation,
+                                 format_value, latency_bar_frame, recommendation, seed_lines,
                                  uncertainty_lines)
 from app.examples import example_names, example_text
 from app.rate_curve import (best_at_slo, curve_frame, measured_rate, plan_sweep, point_row,
@@ -25,6 +25,7 @@ EXPLORE_KEY = "explore_scenario_yaml"  # the scenario the Explore page last ran
 SOURCES = ["Bundled example", "Uploaded file", "Explore page's scenario"]
 MISTAKES = (UserError, TraceError)  # what a user's scenario can raise: shown, not traced
 # From light load to past saturation for the default chat baseline (one H100 at 5.5 req/s).
+DEFAULT_SEEDS = 3
 SWEEP_DEFAULTS = {"compare_sweep_low": 0.25, "compare_sweep_high": 5.0, "compare_sweep_points": 6}
 COLOURS = {"better": "background-color: #e3f4e3; color: #185c18",
            "worse": "background-color: #fbe4e4; color: #8a1c1c", "": ""}
@@ -74,7 +75,7 @@ if st.session_state.get("compare_baseline_id") != baseline_id:
     st.session_state["compare_slo_tpot"] = float(own_slo.tpot_p95_ms or 0.0)
 st.session_state.setdefault("compare_duration", inputs.DEFAULT_DURATION_S)
 
-load_col, duration_col, ttft_col, tpot_col = st.columns(4)
+load_col, duration_col, ttft_col, tpot_col, seeds_col = st.columns(5)
 if knob is not None:
     if knob.integer:
         value = load_col.number_input(knob.label, min_value=1, step=1, key=load_key)
@@ -92,6 +93,10 @@ ttft = ttft_col.number_input("SLO: p95 TTFT (ms)", min_value=0.0, step=50.0,
                              key="compare_slo_ttft", help="0: no limit")
 tpot = tpot_col.number_input("SLO: p95 TPOT (ms)", min_value=0.0, step=5.0,
                              key="compare_slo_tpot", help="0: no limit")
+seed_count = int(seeds_col.number_input(
+    "Seeds per setup", min_value=1, max_value=10, value=DEFAULT_SEEDS, step=1,
+    key="compare_seeds", help="Each setup's key figures are simulated on this many seeds; a "
+    "setup holds the SLO only if it does on every seed, and the spread across seeds is shown."))
 slo = inputs.SloTarget(ttft or None, tpot or None, own_slo.e2e_p99_ms)
 if not inputs.sets_slo(base_scenario):
     st.caption("The baseline sets no SLO; these are common chat targets. Every column is "
@@ -151,7 +156,24 @@ for i, column in enumerate(st.columns(count)):
         documents.append(document)
         runs.append(run)
 
-columns = [Column(name, text, run.summary) for (name, text), run in zip(columns_text, runs)]
+def other_seeds(text: str, first: dict) -> tuple[dict, ...]:
+    """The setup's summaries on ``seed_count`` seeds (its own seed first)."""
+    if seed_count == 1:
+        return ()
+    document = yaml.safe_load(text)
+    summaries = [first]
+    for k in range(1, seed_count):
+        try:
+            again = inputs.canonical_yaml({**document, "seed": int(document.get("seed", 0)) + k})
+            summaries.append(simulate_yaml(again).summary)
+        except MISTAKES as exc:  # (the first seed ran: another cannot fail for the scenario)
+            st.error(f"{document.get('name')}, seed +{k}: {exc}", icon=":material/error:")
+    return tuple(summaries)
+
+
+with st.spinner(f"Simulating every setup on {seed_count} seeds…"):
+    columns = [Column(name, text, run.summary, other_seeds(text, run.summary))
+               for (name, text), run in zip(columns_text, runs)]
 names = [column.name for column in columns]
 
 # ---------------------------------------------------------------- key figures
@@ -188,7 +210,7 @@ for i, (column, box) in enumerate(zip(columns, st.columns(len(columns)))):
 bars = latency_bar_frame(columns)
 if not bars.empty:
     st.altair_chart(latency_bars(bars, names), width="content")
-for line in uncertainty_lines(columns):
+for line in uncertainty_lines(columns) + seed_lines(columns):
     st.caption(line)
 
 # ---------------------------------------------------------------- latency against load

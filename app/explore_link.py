@@ -30,7 +30,9 @@ def _choices(options: Callable[[], list] | tuple) -> Callable[[Any], str | None]
 
 def _between(low: float, high: float) -> Callable[[Any], str | None]:
     def check(value: Any) -> str | None:
-        return None if low <= value <= high else f"outside {low:g} to {high:g}"
+        if low <= value <= high:
+            return None
+        return f"below {low:g}" if high == float("inf") else f"outside {low:g} to {high:g}"
     return check
 
 
@@ -47,8 +49,8 @@ LINKED: dict[str, tuple[str, Callable[[Any], str | None]]] = {
     "explore_max_num_seqs": ("max_num_seqs", _between(1, 4096)),
     "explore_prefix_caching": ("prefix_caching", _choices((True, False))),
     "explore_workload": ("workload", _choices([w for w in WORKLOADS if w != "uploaded trace"])),
-    "explore_rate": ("rate_per_s", _between(0.01, 10_000.0)),
-    "explore_duration": ("duration_s", _between(1.0, 86_400.0)),
+    "explore_rate": ("rate_per_s", _between(0.01, float("inf"))),
+    "explore_duration": ("duration_s", _between(1.0, float("inf"))),
     "explore_slo_ttft": ("ttft_p95_ms", _between(1.0, 600_000.0)),
     "explore_slo_tpot": ("tpot_p95_ms", _between(1.0, 10_000.0)),
     "explore_seed": ("seed", _between(0, 2**31 - 1)),

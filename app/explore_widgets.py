@@ -143,12 +143,12 @@ def _workload() -> dict:
                 "Requests to replay", 10, 1_000_000, D.trace_max_requests, step=1000,
                 key="explore_trace_requests")
             return values
-        values["rate_per_s"] = st.number_input("Arrival rate (requests/s)", 0.01, 10_000.0,
+        values["rate_per_s"] = st.number_input("Arrival rate (requests/s)", 0.01, None,
                                                D.rate_per_s, step=1.0, key="explore_rate")
         values["burstiness_cv"] = st.slider(
             "Burstiness (CV of gaps; 1 = Poisson)", 0.25, 8.0, D.burstiness_cv, step=0.25,
             key="explore_cv")
-        values["duration_s"] = st.number_input("Duration (s)", 1.0, 86_400.0, D.duration_s,
+        values["duration_s"] = st.number_input("Duration (s)", 1.0, None, D.duration_s,
                                                step=60.0, key="explore_duration")
         if kind == "my own lengths (lognormal)":
             values["input_mean_tokens"] = st.number_input(

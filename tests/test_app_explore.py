@@ -354,3 +354,13 @@ def test_settings_survive_a_visit_to_another_page():
     assert not at.exception
     assert at.number_input(key="explore_rate").value == 3.0
     assert at.number_input(key="explore_duration").value == 60.0
+
+
+def test_a_rate_too_large_for_the_app_hides_the_old_results_and_says_why():
+    at = _page()
+    assert at.metric  # a first result on screen
+    at.number_input(key="explore_rate").set_value(50_000.0).run()
+    assert not at.exception
+    [error] = [e.value for e in at.error]
+    assert "about 3,000,000 requests (50,000 requests/s × 60 s)" in error
+    assert not at.metric  # no stale figures under the refusal

@@ -364,3 +364,19 @@ def test_a_rate_too_large_for_the_app_hides_the_old_results_and_says_why():
     [error] = [e.value for e in at.error]
     assert "about 3,000,000 requests (50,000 requests/s × 60 s)" in error
     assert not at.metric  # no stale figures under the refusal
+
+
+def test_a_setup_saved_by_name_loads_again_later_in_the_session():
+    at = _page()
+    at.number_input(key="explore_rate").set_value(3.0).run()
+    at.text_input(key="explore_save_name").input("three per second").run()
+    at.button(key="explore_save_button").click().run()
+    assert "three per second" in at.session_state["saved_setups"]
+    saved = at.session_state["saved_setups"]["three per second"]
+    at.number_input(key="explore_rate").set_value(6.0).run()  # move on
+    at.radio(key="explore_source").set_value("a scenario file").run()
+    at.selectbox(key="explore_saved_choice").set_value("three per second").run()
+    at.button(key="explore_load_button").click().run()
+    assert not at.exception
+    assert at.text_area(key="explore_yaml").value == saved
+    assert "rate_per_s: 3.0" in saved

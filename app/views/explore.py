@@ -53,6 +53,15 @@ else:
         st.session_state["explore_upload_id"] = upload.file_id
         st.session_state["explore_yaml"] = loaded[0]
     st.session_state.setdefault("explore_yaml", st.session_state.get("explore_form_yaml", ""))
+    saved = st.session_state.get("saved_setups", {})
+    if saved:
+        chosen = st.sidebar.selectbox("…or a setup saved in this session", list(saved),
+                                      key="explore_saved_choice")
+
+        def load_saved() -> None:
+            st.session_state["explore_yaml"] = st.session_state["saved_setups"][chosen]
+
+        st.sidebar.button("Load it", key="explore_load_button", on_click=load_saved)
     text = st.sidebar.text_area("Scenario (YAML; edit and press Ctrl+Enter)", height=420,
                                 key="explore_yaml")
 
@@ -206,6 +215,23 @@ elif capacity is not None:
 with st.expander("The scenario behind these numbers"):
     st.code(run.scenario_yaml, language="yaml")
 download_scenario(run.scenario_yaml, summary["scenario"], key="explore_download")
+name_col, save_col = st.columns([3, 1], vertical_alignment="bottom")
+save_name = name_col.text_input("Save this setup in the session as", key="explore_save_name",
+                                placeholder=summary["scenario"])
+
+
+def save_setup() -> None:
+    """Keep the scenario behind these numbers under a name, to load again from the sidebar
+    (a scenario file) later in this session; download it to keep it for good."""
+    name = (st.session_state.get("explore_save_name") or summary["scenario"]).strip()
+    st.session_state.setdefault("saved_setups", {})[name] = run.scenario_yaml
+
+
+save_col.button("Save", key="explore_save_button", on_click=save_setup,
+                icon=":material/bookmark_add:")
+if st.session_state.get("saved_setups"):
+    st.caption("Saved in this session: " + ", ".join(st.session_state["saved_setups"])
+               + " (load one with *a scenario file* in the sidebar).")
 if uploaded_trace:
     st.caption("This scenario reads your uploaded trace from this server's temporary copy; to "
                "run it elsewhere, put the trace file beside it and set workload.trace.path.")

@@ -384,3 +384,28 @@ def test_azure_2024_timestamps_with_a_utc_offset(tmp_path: Path) -> None:
     table = trace.read()
     assert table["arrival_s"].to_pylist() == pytest.approx([0.0, 0.51258, 1.99007])
     assert table["input_tokens"].to_pylist() == [2269, 1232, 35]
+
+
+def test_a_cell_that_is_no_number_is_quoted_as_the_file_writes_it(tmp_path) -> None:
+    from traces.errors import TraceError
+    from traces.source_cell import cell_text
+    from traces.trace import open_trace
+
+    path = tmp_path / "azure.csv"
+    path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n"
+                    "2024-05-10 00:00:01+00:00,100,20\n"
+                    "2024-05-10 00:00:02+00:00,abc,20\n")
+    with pytest.raises(TraceError, match=r"line 3, column 'ContextTokens': token count is "
+                                         r"missing or not a number \(got 'abc'\)"):
+        for _ in open_trace(path).chunks():
+            pass
+    path.write_text(path.read_text().replace("abc", ""))
+    with pytest.raises(TraceError, match=r"\(got ''\)"):
+        for _ in open_trace(path).chunks():
+            pass
+    lines = tmp_path / "t.jsonl"
+    lines.write_text('{"timestamp": 0, "input_length": 10}\n{"timestamp": 1, "input_length": "lots"}\n')
+    assert cell_text(str(lines), 2, "input_length") == "lots"
+    assert cell_text(str(lines), 1, "input_length") == "10"
+    assert cell_text(str(lines), 9, "input_length") is None
+    assert cell_text(str(tmp_path / "x.parquet"), 1, "a") is None

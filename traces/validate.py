@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from traces.bad_rows import BadRow, BadRowReport
+from traces.source_cell import cell_text
 
 MAX_TOKENS = 10_000_000  # no model takes a prompt or writes a reply anywhere near this
 
@@ -133,13 +134,13 @@ class ChunkValidator:
         ]
 
     def _row(self, table: pa.Table, index: int, column: str, problem: str) -> BadRow:
-        return BadRow(
-            file=self.file,
-            line=int(table["line"][index].as_py()),
-            column=self.source_columns.get(column, column),
-            value=table[column][index].as_py(),
-            problem=problem,
-        )
+        line = int(table["line"][index].as_py())
+        source = self.source_columns.get(column, column)
+        value = table[column][index].as_py()
+        if value is None or value != value:  # the reader found no number: quote the file's text
+            written = cell_text(self.file, line, source)
+            value = written if written is not None else value
+        return BadRow(file=self.file, line=line, column=source, value=value, problem=problem)
 
 
 def _turns_as_integers(table: pa.Table) -> pa.Table:

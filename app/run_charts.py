@@ -18,15 +18,27 @@ def latency_over_time(timeline: pd.DataFrame, metric: str, slo_ms: float | None 
     long = timeline.melt(id_vars="time_s", value_vars=[f"{metric}_p50_ms", f"{metric}_p95_ms"],
                          var_name="quantile", value_name="ms").dropna()
     long["quantile"] = long["quantile"].str.extract(r"_(p\d+)_")[0]
+    # a queue that grows (an overloaded run) spans milliseconds to hours: on a log scale the
+    # early, served part stays readable instead of a flat line under the growth
+    log = _spread(long["ms"]) > LOG_SPREAD
     lines = alt.Chart(long).mark_line(point=False).encode(
         TIME_AXIS,
-        alt.Y("ms:Q", title=f"{label} (ms)"),
+        alt.Y("ms:Q", title=f"{label} (ms{', log scale' if log else ''})",
+              scale=alt.Scale(type="log") if log else alt.Undefined),
         alt.Color("quantile:N", title="quantile"),
         tooltip=[alt.Tooltip("time_s:Q", title="time (s)", format=".0f"),
                  "quantile:N", alt.Tooltip("ms:Q", title=f"{label} (ms)", format=",.1f")],
     )
     chart = lines if slo_ms is None else lines + _rule(slo_ms, f"SLO p95 {slo_ms:,.0f} ms")
     return chart.properties(title=f"{label} over time (by arrival time)")
+
+
+LOG_SPREAD = 100.0  # largest / smallest positive value above which a latency axis is logarithmic
+
+
+def _spread(values: pd.Series) -> float:
+    positive = values[values > 0]
+    return float(positive.max() / positive.min()) if len(positive) else 1.0
 
 
 def batch_size_over_time(timeline: pd.DataFrame, max_num_seqs: int | None) -> alt.Chart:

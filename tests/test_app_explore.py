@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -380,3 +381,15 @@ def test_a_setup_saved_by_name_loads_again_later_in_the_session():
     assert not at.exception
     assert at.text_area(key="explore_yaml").value == saved
     assert "rate_per_s: 3.0" in saved
+
+
+def test_an_overloaded_runs_latency_over_time_is_drawn_on_a_log_scale():
+    from app import run_charts
+
+    steady = pd.DataFrame({"time_s": [0.0, 1.0, 2.0], "ttft_p50_ms": [40.0, 42.0, 41.0],
+                           "ttft_p95_ms": [80.0, 90.0, 85.0]})
+    growing = steady.assign(ttft_p95_ms=[80.0, 90_000.0, 8_000_000.0])
+    axis = lambda frame: run_charts.latency_over_time(frame, "ttft").to_dict()["encoding"]["y"]
+    assert "scale" not in axis(steady) and axis(steady)["title"] == "TTFT (ms)"
+    assert axis(growing)["scale"] == {"type": "log"}
+    assert axis(growing)["title"] == "TTFT (ms, log scale)"

@@ -453,3 +453,24 @@ def test_a_setup_holds_only_if_it_holds_on_every_seed_and_its_spread_is_said():
                                "700 ms–750 ms")
     assert "p95 TTFT 700 ms–900 ms" in lines[1] and lines[1].startswith("change: 3 seeds")
     assert seed_lines([Column("one", "", lucky)]) == ["one: 1 seed × 100 requests"]
+
+
+def test_a_link_reproduces_a_comparison_and_a_bad_value_is_named():
+    at = AppTest.from_file(PAGE, default_timeout=300)
+    at.query_params.update({
+        "example": "azure-conv-hour-h100.yaml", "load": "3", "duration_s": "30",
+        "ttft_p95_ms": "700", "tpot_p95_ms": "40", "seeds": "40",
+        "change1_name": "on L40S", "change1": "hardware.gpu=l40s"})
+    at.run()
+    assert not at.exception
+    assert at.number_input(key="compare_load").value == 3.0
+    assert at.number_input(key="compare_slo_ttft").value == 700.0
+    assert at.number_input(key="compare_n_changes").value == 1
+    assert at.text_input(key="compare_change0_name").value == "on L40S"
+    [warning] = [w.value for w in at.warning if "address were not used" in w.value]
+    assert "seeds: outside 1 to 10 (got '40')" in warning
+    assert list(figures(at).columns) == ["baseline", "on L40S", "Δ on L40S"]
+    # the page writes its settings back into the address
+    query = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
+    assert query["change1"] == "hardware.gpu=l40s" and query["load"] == "3"
+    assert query["seeds"] == "3" and query["example"] == "azure-conv-hour-h100.yaml"

@@ -7,6 +7,7 @@ import streamlit as st
 import yaml
 
 from app import compare_inputs as inputs
+from app import compare_link
 from app.before_after_report import build_report
 from app.compare_charts import X_AXES, cost_at_slo_chart, latency_bars, latency_chart
 from app.compare_figures import (Column, coverage_note, figure_frame, figure_rows, format_change,
@@ -34,6 +35,15 @@ st.title("Compare scenarios")
 st.caption("A baseline and up to three changes — another GPU, a weight format, a scheduler — "
            "under the same load and SLO. Each column is simulated from the scenario file you "
            "can download under it.")
+
+if "compare_link_problems" not in st.session_state:  # a session's first run: read its link
+    linked, problems = compare_link.read_link(st.query_params)
+    st.session_state.update(linked)
+    st.session_state["compare_link_problems"] = problems
+if st.session_state["compare_link_problems"]:
+    st.warning("Some settings in this page's address were not used: "
+               + "; ".join(st.session_state["compare_link_problems"]) + ".",
+               icon=":material/link_off:")
 
 # ---------------------------------------------------------------- baseline
 st.subheader("Baseline")
@@ -175,6 +185,13 @@ with st.spinner(f"Simulating every setup on {seed_count} seeds…"):
     columns = [Column(name, text, run.summary, other_seeds(text, run.summary))
                for (name, text), run in zip(columns_text, runs)]
 names = [column.name for column in columns]
+if source == SOURCES[0]:  # the address reproduces a comparison on a bundled baseline
+    st.query_params.from_dict(compare_link.link_of(
+        example, None if knob is None else knob.value, duration, ttft, tpot, seed_count,
+        [(st.session_state[f"compare_change{i}_name"],
+          st.session_state[f"compare_change{i}_overrides"]) for i in range(count)]))
+else:
+    st.query_params.clear()
 
 # ---------------------------------------------------------------- key figures
 st.subheader("Key figures")

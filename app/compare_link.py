@@ -16,6 +16,7 @@ from sim.config.scenario import parse_scenario
 
 from app import compare_inputs as inputs
 from app.examples import example_names, example_text
+from app.link_state import parse_number, quoted
 from app.simulation import checked_document
 
 MAX_CHANGES = 3
@@ -35,7 +36,7 @@ def read_link(query: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
         return values, problems
     name = str(query["example"])
     if name not in example_names():
-        return values, [f"example: not a bundled example (got {name[:40]!r})"]
+        return values, [quoted("example", "not a bundled example", name)]
     text = example_text(name)
     values |= {"compare_baseline_source": "Bundled example", "compare_example": name,
                # the baseline counts as chosen already: its own load and SLO do not replace
@@ -52,14 +53,14 @@ def read_link(query: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
             number, problem = _number(str(query["load"]), 1 if knob.integer else 0.01,
                                       float("inf"), knob.integer)
             if problem:
-                problems.append(f"load: {problem} (got {str(query['load'])[:40]!r})")
+                problems.append(quoted("load", problem, query["load"]))
             else:
                 values[key] = number
     for name_, (key, low, high, whole) in NUMBERS.items():
         if name_ in query:
             number, problem = _number(str(query[name_]), low, high, whole)
             if problem:
-                problems.append(f"{name_}: {problem} (got {str(query[name_])[:40]!r})")
+                problems.append(quoted(name_, problem, query[name_]))
             else:
                 values[key] = number
     changes = [i for i in range(1, MAX_CHANGES + 1) if f"change{i}" in query]
@@ -86,16 +87,7 @@ def link_of(example: str, load: float | None, duration_s: float, ttft: float, tp
 
 
 def _number(text: str, low: float, high: float, whole: bool) -> tuple[Any, str | None]:
-    try:
-        number = float(text)
-    except ValueError:
-        return None, "not a number"
-    if number != number or number in (float("inf"), float("-inf")):
-        return None, "not a finite number"
-    if whole and not number.is_integer():
-        return None, "not a whole number"
-    if not low <= number <= high:
-        return None, (f"below {low:g}" if high == float("inf")
-                      else f"outside {low:g} to {high:g}")
-    return (int(number) if whole else number), None
-
+    number, problem = parse_number(text, whole)
+    if problem is None and not low <= number <= high:
+        problem = f"below {low:g}" if high == float("inf") else f"outside {low:g} to {high:g}"
+    return (None, problem) if problem else (number, None)

@@ -14,6 +14,7 @@ from typing import Any
 from sim.config.model_catalog import list_models
 from sim.engine.gpu import list_gpus
 
+from app.link_state import parse_number, quoted
 from app.explore_form import (PRICE_TIERS, SCHEDULERS, WEIGHT_FORMATS, WORKLOADS,
                               ExploreInputs)
 
@@ -68,7 +69,7 @@ def read_link(query: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
         value, problem = _parse(text, type(getattr(DEFAULTS, name)))
         problem = problem or check(value)
         if problem:
-            problems.append(f"{name}: {problem} (got {text[:40]!r})")
+            problems.append(quoted(name, problem, text))
         else:
             values[key] = value
     return values, problems
@@ -90,14 +91,5 @@ def _parse(text: str, kind: type) -> tuple[Any, str | None]:
             return text.lower() == "true", None
         return None, "not true or false"
     if kind in (int, float):
-        try:
-            number = float(text)
-        except ValueError:
-            return None, "not a number"
-        if number != number or number in (float("inf"), float("-inf")):
-            return None, "not a finite number"
-        if kind is int:
-            return (int(number), None) if number.is_integer() else (None, "not a whole number")
-        return number, None
+        return parse_number(text, whole=kind is int)
     return text, None
-

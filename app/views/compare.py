@@ -8,6 +8,7 @@ import yaml
 
 from app import compare_inputs as inputs
 from app import compare_link
+from app.link_state import read_link_once
 from app.before_after_report import build_report
 from app.compare_charts import X_AXES, cost_at_slo_chart, latency_bars, latency_chart
 from app.compare_figures import (Column, coverage_note, figure_frame, figure_rows, format_change,
@@ -36,14 +37,7 @@ st.caption("A baseline and up to three changes — another GPU, a weight format,
            "under the same load and SLO. Each column is simulated from the scenario file you "
            "can download under it.")
 
-if "compare_link_problems" not in st.session_state:  # a session's first run: read its link
-    linked, problems = compare_link.read_link(st.query_params)
-    st.session_state.update(linked)
-    st.session_state["compare_link_problems"] = problems
-if st.session_state["compare_link_problems"]:
-    st.warning("Some settings in this page's address were not used: "
-               + "; ".join(st.session_state["compare_link_problems"]) + ".",
-               icon=":material/link_off:")
+read_link_once("compare", compare_link.read_link)  # a shared link's settings, once a session
 
 # ---------------------------------------------------------------- baseline
 st.subheader("Baseline")

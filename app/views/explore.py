@@ -16,6 +16,7 @@ import yaml  # noqa: E402
 from app import capacity_view, run_charts  # noqa: E402
 from app.explore_form import scenario_document  # noqa: E402
 from app.explore_link import link_of, read_link  # noqa: E402
+from app.link_state import read_link_once  # noqa: E402
 from app.explore_widgets import sidebar_inputs  # noqa: E402
 from app.prediction_note import band_basis, band_text, cdf_band_frame, trust_line  # noqa: E402
 from app.run_figures import (billing_note, cost_figures, engine_figures,  # noqa: E402
@@ -26,14 +27,7 @@ from app.simulation import scenario_from_yaml, simulate_yaml, size_text  # noqa:
 from sim.engine.errors import ScenarioError  # noqa: E402
 from traces.errors import TraceError  # noqa: E402
 
-if "explore_link_problems" not in st.session_state:  # a session's first run: read its link
-    linked, problems = read_link(st.query_params)
-    st.session_state.update(linked)
-    st.session_state["explore_link_problems"] = problems
-if st.session_state["explore_link_problems"]:
-    st.warning("Some settings in this page's address were not used: "
-               + "; ".join(st.session_state["explore_link_problems"]) + ".",
-               icon=":material/link_off:")
+read_link_once("explore", read_link)  # a shared link's settings, once a session
 
 source = st.sidebar.radio("Scenario from", ["the settings below", "a scenario file"],
                           key="explore_source")

@@ -11,6 +11,7 @@ from sim.engine.log_histogram import LogHistogram
 from sim.fleet.record_digest import LatencyDigest, RecordDigest
 from sim.fleet.simulation import SimulationResult, StreamedTotals
 from sim.results.metrics import QUANTILES
+from sim.results.request_counts import request_counts
 from sim.results.slo_verdict import slo_figures, slo_verdict
 
 PERCENTILE_NOTE = ("percentiles of a streamed run come from histograms of its records "
@@ -38,15 +39,7 @@ def streamed_request_figures(scenario: Scenario, result: SimulationResult,
     slo = scenario.slo
     ttft, tpot, e2e = histogram_ms(every.ttft), histogram_ms(every.tpot), histogram_ms(every.e2e)
     figures = {
-        "requests": {
-            "arrived": every.arrived,
-            "completed": every.completed,
-            "rejected": every.rejected,
-            "rejected_reasons": dict(result.rejected_reasons),
-            "truncated_outputs": result.truncated_outputs,
-            "capped_by_max_tokens": result.capped_outputs,
-            "output_tokens_saved": result.output_tokens_saved,
-        },
+        "requests": request_counts(result, every.arrived, every.completed, every.rejected),
         "duration_s": duration,
         "ttft_ms": ttft,
         "tpot_ms": tpot,

@@ -16,6 +16,7 @@ from sim.results import metrics
 from sim.results.cost import billed_window_s, cost_summary
 from sim.results.error_band import ErrorBand, band_from_section
 from sim.results.piece_distribution import piece_distribution_ms
+from sim.results.request_counts import request_counts
 from sim.results.saturation import backlog_share, backlog_share_of_file, saturation_summary
 from sim.results.slo_verdict import slo_figures, slo_verdict
 from sim.results.streamed_figures import streamed_request_figures, streamed_step_figures
@@ -127,15 +128,8 @@ def request_figures(scenario: Scenario, result: SimulationResult, duration: floa
     tpot = metrics.distribution_ms(completed["tpot_s"])
     e2e = metrics.distribution_ms(completed["e2e_s"])
     figures = {
-        "requests": {
-            "arrived": len(records),
-            "completed": len(completed),
-            "rejected": int((records["status"] == "rejected").sum()),
-            "rejected_reasons": dict(result.rejected_reasons),
-            "truncated_outputs": result.truncated_outputs,
-            "capped_by_max_tokens": result.capped_outputs,
-            "output_tokens_saved": result.output_tokens_saved,
-        },
+        "requests": request_counts(result, len(records), len(completed),
+                                   int((records["status"] == "rejected").sum())),
         "duration_s": duration,
         "ttft_ms": ttft,
         "tpot_ms": tpot,

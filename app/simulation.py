@@ -145,13 +145,18 @@ def check_run_size(scenario: Scenario) -> None:
         workload = scenario.workload
         how = ""
         if workload.arrivals is not None and workload.arrivals.rate_per_s and workload.duration_s:
-            how = (f" ({workload.arrivals.rate_per_s:,g} requests/s × "
-                   f"{workload.duration_s:,g} s)")
+            how = (f" ({_plain(workload.arrivals.rate_per_s)} requests/s × "
+                   f"{_plain(workload.duration_s)} s)")
         raise ScenarioError(
             f"this scenario offers about {requests:,.0f} requests{how}, more than the "
             f"{cap:,} one run of this app may simulate (it would take ~{seconds / 60:,.0f} "
             "minutes): lower the rate, shorten the window or set workload.num_requests; "
             "`servesim run` on your own machine has no such limit")
+
+
+def _plain(value: float) -> str:
+    """A number as people write it: 1,000,000 and 2.5, never 1e+06."""
+    return f"{value:,.0f}" if value == int(value) else f"{value:,.4g}"
 
 
 def simulate(scenario: Scenario) -> AppRun:

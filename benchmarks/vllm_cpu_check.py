@@ -35,7 +35,8 @@ from calibrate.profile_file import profile_document, write_profile  # noqa: E402
 from calibrate.profile_fit import fit_profile, median_ape  # noqa: E402
 from calibrate.replay import comparison, deployment_for  # noqa: E402
 from calibrate.request_run import RunConfig  # noqa: E402
-from calibrate.step_fit import physically_possible, profile_coefficients  # noqa: E402
+from calibrate.step_fit import (fit_cost, physically_possible,  # noqa: E402
+                                profile_coefficients)
 from calibrate.step_sample import write_samples  # noqa: E402
 from calibrate.vllm_run import (EngineSettings, measured_run, replay_plan, run_driver,  # noqa: E402
                                 step_samples, sweep_plan)
@@ -122,7 +123,11 @@ def run_check(python: Path, folder: Path, quick: bool = False) -> dict:
     errors = {name: _median([comparison(run, deployment_for(run, str(p))) for run in runs])
               for name, p in (("default", "default"), ("fitted", profile))}
     return {"vllm": meta["vllm"], "steps": len(samples),
-            "step_ape": median_ape(samples, fitted.coefficients), "errors": errors}
+            "step_ape": median_ape(samples, fitted.coefficients),
+            "default_step_ape": median_ape(samples, profile_coefficients(load_profile("default"))),
+            # the fit's own objective at its start and at its end
+            "start_cost": fit_cost(samples, start), "fitted_cost": fit_cost(samples, fitted.base),
+            "errors": errors}
 
 
 def _median(frames: list[pd.DataFrame]) -> pd.DataFrame:

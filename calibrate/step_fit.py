@@ -80,14 +80,34 @@ def physically_possible(samples: Iterable[StepSample]) -> list[StepSample]:
     return [s for s, f in zip(kept, floor) if s.measured_s >= f]
 
 
+F_SCALE = 0.05  # log-ratio residuals beyond ~5 % weigh in linearly (soft L1), not squared
+
+
+def fit_cost(samples: list[StepSample], coefficients: Coefficients) -> float:
+    """The objective ``fit`` minimizes, for given coefficients: a robust (soft L1) sum over the
+    samples of their log measured/predicted ratios, each (source, kind) group weighing alike.
+    A fit never ends above its start's cost, whatever the samples' noise."""
+    z = (_residuals(samples, coefficients) / F_SCALE) ** 2
+    return float(0.5 * F_SCALE**2 * np.sum(2 * (np.sqrt(1 + z) - 1)))
+
+
+def _weights(samples: list[StepSample]) -> np.ndarray:
+    groups = pd.Series([(s.source, s.kind) for s in samples])
+    return 1 / np.sqrt(groups.map(groups.value_counts()).to_numpy(float))
+
+
+def _residuals(samples: list[StepSample], c: Coefficients) -> np.ndarray:
+    measured = np.array([s.measured_s for s in samples])
+    return _weights(samples) * np.log(predict(samples, lambda s: c) / measured)
+
+
 def fit(samples: list[StepSample], start: Coefficients,
         free: tuple[str, ...] = PARAMS) -> Coefficients:
     """Least-squares fit of the ``free`` coefficients; the others stay as in ``start``."""
     if not samples:
         raise ValueError("nothing to fit: no samples")
     measured = np.array([s.measured_s for s in samples])
-    groups = pd.Series([(s.source, s.kind) for s in samples])
-    weight = 1 / np.sqrt(groups.map(groups.value_counts()).to_numpy(float))
+    weight = _weights(samples)
     lower = np.array([_LOWER.get(n, 0.0) for n in free])
     upper = np.array([_UPPER.get(n, np.inf) for n in free])
 
@@ -99,8 +119,8 @@ def fit(samples: list[StepSample], start: Coefficients,
         return weight * np.log(predict(samples, lambda s: c) / measured)
 
     x0 = np.clip([getattr(start, n) for n in free], lower + 1e-6, upper)
-    result = least_squares(residuals, x0, bounds=(lower, upper), loss="soft_l1", f_scale=0.05,
-                           x_scale="jac")
+    result = least_squares(residuals, x0, bounds=(lower, upper), loss="soft_l1",
+                           f_scale=F_SCALE, x_scale="jac")
     return coefficients(result.x)
 
 

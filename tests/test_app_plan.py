@@ -319,3 +319,20 @@ def test_the_plan_ranks_by_cost_and_its_token_costs_agree() -> None:
     by_hour = feasible.sort_values("$/hour")["GPU"].tolist()
     by_token = feasible.sort_values("$/1M output tokens")["GPU"].tolist()
     assert by_hour == by_token
+
+
+def test_a_link_asks_the_same_planning_question_and_a_bad_value_is_named() -> None:
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.query_params.update({"example": "plan-chat-8b.yaml", "ttft_p95_ms": "500",
+                            "rate_per_s": "12", "gpus": "h100-sxm,l4", "formats": "fp8",
+                            "tp": "1", "seeds": "1", "window_s": "abc"})
+    at.run()
+    assert not at.exception
+    assert at.number_input(key="plan_ttft").value == 500.0
+    assert at.number_input(key="plan_rate").value == 12.0
+    assert at.multiselect(key="plan_gpus").value == ["h100-sxm", "l4"]
+    assert at.multiselect(key="plan_tp").value == ["1"]
+    [warning] = [w.value for w in at.warning if "address were not used" in w.value]
+    assert "window_s: not a number (got 'abc')" in warning
+    query = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
+    assert query["gpus"] == "h100-sxm,l4" and query["rate_per_s"] == "12"

@@ -15,7 +15,9 @@ from sim.engine.errors import UserError
 from sim.planning.plan import check_plannable
 from traces.errors import TraceError
 
+from app import plan_link
 from app.examples import example_names, example_text
+from app.link_state import read_link_once
 from app.plan_chart import pareto_chart
 from app.plan_run import cached_plan, candidate_keys
 from app.plan_view import (
@@ -40,6 +42,8 @@ st.title("Plan a fleet")
 st.caption("The cheapest fleets that hold your latency targets: each GPU tier × weight format "
            "× TP degree gets the fewest replicas that meet the targets in every seed, and the "
            "candidates are ranked by cost. Same planner as `servesim plan`.")
+
+read_link_once("plan", plan_link.read_link)  # a shared link's settings, once a session
 
 # --- the scenario: model, workload, and the targets it already states ----------------------
 sources = ["example", "upload"] + (["explore"] if st.session_state.get(EXPLORE_KEY) else [])
@@ -117,6 +121,13 @@ tps = g3.multiselect("TP degree", TP_CHOICES, default=["auto"], key="plan_tp",
                      help="auto: the smallest of 1, 2, 4, 8 at which the model fits")
 seed_count = g4.number_input("Seeds", min_value=1, max_value=10, value=DEFAULT_SEEDS, step=1,
                              key="plan_seeds", help="Every answer must hold in each seed")
+if source == "example":  # the address asks this planning question again
+    st.query_params.from_dict(plan_link.link_of(
+        example, {"ttft_p95_ms": ttft, "tpot_p95_ms": tpot, "e2e_p99_ms": e2e,
+                  "rate_per_s": rate, "window_s": window, "seeds": seed_count},
+        {"gpus": gpus, "formats": formats, "tp": tps}))
+else:
+    st.query_params.clear()
 
 problem = None
 try:

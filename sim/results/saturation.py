@@ -28,21 +28,24 @@ def backlog_share(records: pd.DataFrame) -> float:
 
 
 def backlog_share_of_file(path: str) -> float:
-    """``backlog_share`` of a streamed run's records file, read a batch at a time."""
+    """``backlog_share`` of a streamed run's records file, read one row group (one chunk of
+    records) at a time, twice: memory holds a chunk, not the run."""
+    records = pq.ParquetFile(path)
     columns = ["status", "arrival_s", "first_scheduled_s"]
+
+    def admitted_chunks():
+        for group in range(records.num_row_groups):
+            frame = records.read_row_group(group, columns=columns).to_pandas()
+            yield frame[frame["status"] != "rejected"]
+
     last, admitted = -np.inf, 0
-    for batch in pq.ParquetFile(path).iter_batches(columns=columns):
-        frame = batch.to_pandas()
-        frame = frame[frame["status"] != "rejected"]
+    for frame in admitted_chunks():
         admitted += len(frame)
         if len(frame):
             last = max(last, float(frame["arrival_s"].max()))
     if admitted == 0:
         return 0.0
-    waiting = sum(_waiting(frame[frame["status"] != "rejected"], last)
-                  for frame in (b.to_pandas() for b in
-                                pq.ParquetFile(path).iter_batches(columns=columns)))
-    return waiting / admitted
+    return sum(_waiting(frame, last) for frame in admitted_chunks()) / admitted
 
 
 def _waiting(admitted: pd.DataFrame, last_arrival_s: float) -> int:

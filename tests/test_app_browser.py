@@ -87,12 +87,16 @@ def browser():
         chromium.close()
 
 
+def _tab(browser, width: int, height: int):
+    """A fresh browser tab of the given screen size, closed after the test."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    yield context.new_page()
+    context.close()
+
+
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 2000})
-    tab = context.new_page()
-    yield tab
-    context.close()
+    yield from _tab(browser, 1400, 2000)
 
 
 def _metric_value(page, label: str) -> str:
@@ -274,10 +278,7 @@ CLIPPED = """() => [...document.querySelectorAll(
 
 @pytest.fixture
 def laptop(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    tab = context.new_page()
-    yield tab
-    context.close()
+    yield from _tab(browser, 1280, 900)
 
 
 def test_explore_paints_at_once_and_clips_nothing_on_a_laptop_screen(app_url, laptop):
